@@ -1,0 +1,77 @@
+package event
+
+import "encoding/json"
+
+// Kind says what an Event means to a client stream.
+type Kind uint8
+
+const (
+	// Next is one GraphQL execution result; Data is its JSON.
+	Next Kind = iota + 1
+	// Error ends the stream with a GraphQL error object; Data is
+	// {"errors":[...]}. It is always the last event of a queue.
+	Error
+	// Done ends the stream normally (the upstream completed). Data is empty.
+	Done
+	// Gap tells the client that events were missed. Data is a JSON object
+	// describing the gap; the stream goes on after it.
+	Gap
+)
+
+// String names the kind for logs and metrics.
+func (k Kind) String() string {
+	switch k {
+	case Next:
+		return "next"
+	case Error:
+		return "error"
+	case Done:
+		return "done"
+	case Gap:
+		return "gap"
+	}
+	return "unknown"
+}
+
+// Terminal reports whether an event of this kind ends the stream.
+func (k Kind) Terminal() bool { return k == Error || k == Done }
+
+// Event is one item on its way to a client. Events are shared by pointer
+// between every client of one upstream subscription, so they are never
+// modified after they were pushed.
+type Event struct {
+	Kind Kind
+	// ID is the opaque resume id (SSE "id:" field); empty for events that
+	// carry none (errors, done, gaps).
+	ID string
+	// Data is the event's JSON payload.
+	Data []byte
+}
+
+// Size is what the event counts against a queue's byte limit.
+func (e *Event) Size() int { return len(e.Data) + len(e.ID) + 16 }
+
+// NewError builds a terminal Error event with one GraphQL error carrying an
+// extensions.code, in the shape clients see:
+// {"errors":[{"message":"...","extensions":{"code":"..."}}]}.
+func NewError(code, message string) *Event {
+	return &Event{Kind: Error, Data: ErrorJSON(code, message)}
+}
+
+// ErrorJSON renders {"errors":[{"message":message,"extensions":{"code":code}}]}.
+func ErrorJSON(code, message string) []byte {
+	type ext struct {
+		Code string `json:"code"`
+	}
+	type gqlErr struct {
+		Message    string `json:"message"`
+		Extensions ext    `json:"extensions"`
+	}
+	b, _ := json.Marshal(struct {
+		Errors []gqlErr `json:"errors"`
+	}{[]gqlErr{{message, ext{code}}}})
+	return b
+}
+
+// DoneEvent is the shared terminal event for a normal end.
+var DoneEvent = &Event{Kind: Done}

@@ -1,0 +1,174 @@
+package event
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+// Policy says what a full queue does with the next event.
+type Policy uint8
+
+const (
+	// Disconnect ends the client's stream with a SlowConsumer error once its
+	// queue is full. The events already queued are still delivered first, so
+	// a client that reconnects with Last-Event-ID resumes without loss.
+	Disconnect Policy = iota
+	// DropOldest drops the oldest queued events to make room and tells the
+	// client with one Gap event before the next event it reads.
+	DropOldest
+)
+
+// Limits bound one client's queue. A zero field takes its default.
+type Limits struct {
+	// MaxEvents is the most events held for one client (default 1024).
+	MaxEvents int
+	// MaxBytes is the most payload bytes held for one client (default 4 MiB).
+	MaxBytes int
+	// Policy applies when either limit would be passed (default Disconnect).
+	Policy Policy
+}
+
+// Default queue limits.
+const (
+	DefaultMaxEvents = 1024
+	DefaultMaxBytes  = 4 << 20
+)
+
+// Push results.
+const (
+	Queued  = iota // the event is queued
+	Dropped        // older events were dropped to make room (DropOldest)
+	Cut            // the queue overflowed and is now closed (Disconnect)
+	Closed         // the queue was already closed; the event was ignored
+)
+
+// Queue is one client's bounded queue. Push never blocks; Take drains.
+// All methods are safe for concurrent use.
+type Queue struct {
+	lim   Limits
+	ready chan struct{}
+
+	mu      sync.Mutex
+	events  []*Event // FIFO; head at index 0 of the live window
+	head    int
+	bytes   int
+	closed  bool
+	dropped int    // events dropped since the last Take (DropOldest)
+	lastID  string // id of the newest dropped event, for the gap notice
+}
+
+// NewQueue makes a queue with the given limits.
+func NewQueue(lim Limits) *Queue {
+	if lim.MaxEvents <= 0 {
+		lim.MaxEvents = DefaultMaxEvents
+	}
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = DefaultMaxBytes
+	}
+	return &Queue{lim: lim, ready: make(chan struct{}, 1)}
+}
+
+// Ready is signalled whenever events may be waiting. A reader selects on it
+// and then calls Take; a signal may be spurious.
+func (q *Queue) Ready() <-chan struct{} { return q.ready }
+
+func (q *Queue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Push queues e without blocking and reports what happened (Queued,
+// Dropped, Cut or Closed). A terminal event closes the queue; it is always
+// queued, whatever the limits.
+func (q *Queue) Push(e *Event) int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return Closed
+	}
+	res := Queued
+	if e.Kind.Terminal() {
+		q.closed = true
+	} else if n := len(q.events) - q.head; n >= q.lim.MaxEvents || (n > 0 && q.bytes+e.Size() > q.lim.MaxBytes) {
+		if q.lim.Policy == Disconnect {
+			q.closed = true
+			e = NewError("SlowConsumer", "the client did not read fast enough; reconnect with Last-Event-ID to resume")
+			res = Cut
+		} else {
+			for len(q.events)-q.head > 0 && (len(q.events)-q.head >= q.lim.MaxEvents || q.bytes+e.Size() > q.lim.MaxBytes) {
+				old := q.events[q.head]
+				q.events[q.head] = nil
+				q.head++
+				q.bytes -= old.Size()
+				q.dropped++
+				if old.ID != "" {
+					q.lastID = old.ID
+				}
+			}
+			res = Dropped
+		}
+	}
+	if q.head > 0 && q.head == len(q.events) {
+		q.events, q.head = q.events[:0], 0
+	}
+	q.events = append(q.events, e)
+	q.bytes += e.Size()
+	q.mu.Unlock()
+	q.signal()
+	return res
+}
+
+// Close ends the queue with a terminal event (Done or Error) after what is
+// already queued. It is safe to call more than once; only the first call, or
+// a terminal Push before it, takes effect. It reports whether it did.
+func (q *Queue) Close(final *Event) bool {
+	if final == nil || !final.Kind.Terminal() {
+		final = DoneEvent
+	}
+	return q.Push(final) != Closed
+}
+
+// GapData is the payload of a Gap event.
+type GapData struct {
+	// Missed is how many events the client did not receive, when known
+	// (0 when unknown).
+	Missed int `json:"missed"`
+	// LastEventID is the id of the last event that was missed, when known;
+	// the stream resumes after it.
+	LastEventID string `json:"lastEventId,omitempty"`
+	// Reason says why: "slow-consumer", "expired" or "restarted".
+	Reason string `json:"reason"`
+}
+
+// NewGap builds a Gap event.
+func NewGap(d GapData) *Event {
+	b, _ := json.Marshal(d)
+	return &Event{Kind: Gap, Data: b}
+}
+
+// Take appends the queued events to dst and empties the queue. If events
+// were dropped since the last Take, a Gap event comes first. After a
+// terminal event has been taken, Take returns nothing more.
+func (q *Queue) Take(dst []*Event) []*Event {
+	q.mu.Lock()
+	if q.dropped > 0 {
+		dst = append(dst, NewGap(GapData{Missed: q.dropped, LastEventID: q.lastID, Reason: "slow-consumer"}))
+		q.dropped, q.lastID = 0, ""
+	}
+	for i := q.head; i < len(q.events); i++ {
+		dst = append(dst, q.events[i])
+		q.events[i] = nil
+	}
+	q.events, q.head, q.bytes = q.events[:0], 0, 0
+	q.mu.Unlock()
+	return dst
+}
+
+// Len reports how many events are waiting.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.events) - q.head
+}
