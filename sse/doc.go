@@ -1,0 +1,67 @@
+// Package sse writes one client's subscription stream: it drains an
+// *event.Queue into an http.ResponseWriter in one of the output modes of
+// CONTRACT §5, with heartbeats, write deadlines and a well-defined end. It
+// knows nothing about the upstream, authentication or routing; the gateway
+// decides everything that can fail with a plain status before it calls Serve.
+//
+// # Wire formats
+//
+// SSE (text/event-stream, also Cache-Control: no-cache and
+// X-Accel-Buffering: no; headers are flushed before the first event):
+//
+//	Next       id: <ID>\ndata: <Data>\n\n   (no id line when ID is empty)
+//	Gap        event: gap\ndata: <Data>\n\n   (the stream goes on)
+//	Error      data: <Data>\n\nevent: done\ndata: done\n\n
+//	Done       event: done\ndata: done\n\n
+//	heartbeat  :\n\n
+//	expiry     data: {"errors":[{"message":"token expired","extensions":{"code":"TokenExpired"}}]}\n\nevent: done\ndata: done\n\n
+//	shutdown   retry: <ms>\n\nevent: done\ndata: done\n\n
+//	lifetime   retry: <ms>\n\n   (then the response ends, see below)
+//
+// A Data value holding CR or LF is split into several data: lines, as the
+// WHATWG event-stream format requires; an ID holding CR or LF is not sent.
+//
+// The lifetime cap (Options.MaxLifetime) deliberately ends WITHOUT "done":
+// clients that follow the contract close their EventSource on "done", which
+// would turn a routine connection recycle into the end of the subscription.
+// Without it EventSource reconnects after the retry hint and resumes with
+// Last-Event-ID.
+//
+// JSON stream (application/x-ndjson, same cache headers, flushed at once):
+//
+//	Next       <Data>\n\n
+//	Gap        {"errors":[{"message":"events were missed","extensions":{"code":"Gap",<Data's fields>}}]}\n\n
+//	Error      <Data>\n\n and the response ends
+//	Done       the response ends
+//	heartbeat  \n
+//	expiry     {"errors":[{"message":"token expired","extensions":{"code":"TokenExpired"}}]}\n\n and the end
+//	shutdown, lifetime: the response ends
+//
+// The gap line is GraphQL-shaped so that a client which only knows
+// {"data"}/{"errors"} results still sees something meaningful; the gap
+// payload's fields (missed, lastEventId, reason) sit beside "code" in
+// extensions. It does not end the stream. CR and LF bytes in Data are written
+// as spaces: outside JSON strings they are insignificant whitespace and
+// inside strings they can only appear escaped, so the value is unchanged and
+// the framing holds.
+//
+// Once (application/json): nothing is written until the first result.
+//
+//	Next first   200, Content-Type: application/json, Data as the body
+//	Error first  200, the error object as the body (GraphQL style)
+//	Done first   204, no body
+//	expiry       200, the TokenExpired error object as the body
+//	shutdown or lifetime before any result: 503 with Retry-After (seconds)
+//	and {"code":"Unavailable","message":"the server ended the request before a result; retry"}
+//
+// Once with SSE (OnceSSE): SSE headers at once, heartbeats while waiting,
+// then the first result as one event followed by the done event. Errors,
+// gaps, expiry and shutdown are written as in SSE mode.
+//
+// # Hot path
+//
+// Serve takes every queued event at once (event.Queue.Take into a reused
+// slice), frames the whole batch into one pooled buffer, sets one write
+// deadline, writes and flushes once. In steady state this allocates nothing
+// per delivered event.
+package sse

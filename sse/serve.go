@@ -1,0 +1,408 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fireboom/fireboom/event"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultRetry        = time.Second
+)
+
+// Options configure one stream. Every zero value has a sensible meaning.
+type Options struct {
+	// Mode is the output format (usually from ModeOf); zero means JSON.
+	Mode Mode
+	// Heartbeat is how long a stream may stay silent before a heartbeat is
+	// written; it restarts whenever anything is written. Zero means
+	// DefaultHeartbeat, negative disables heartbeats. Once sends none.
+	Heartbeat time.Duration
+	// ExpiresAt is when the client's token expires; zero means never. At
+	// that instant the stream ends with a TokenExpired error.
+	ExpiresAt time.Time
+	// WriteTimeout bounds each batch of writes (set with
+	// http.ResponseController.SetWriteDeadline, so wrapping ResponseWriters
+	// must implement Unwrap). Zero means DefaultWriteTimeout, negative none.
+	// A write that fails or times out ends the stream.
+	WriteTimeout time.Duration
+	// Shutdown is closed when the server shuts down; the stream then ends
+	// with a retry hint and done (SSE), or just ends (JSON stream).
+	Shutdown <-chan struct{}
+	// Retry is the reconnection delay hinted to SSE clients at shutdown and
+	// at the lifetime cap (and Once's Retry-After). Zero means DefaultRetry.
+	Retry time.Duration
+	// MaxLifetime caps the stream's duration (the caller adds jitter); zero
+	// means no cap. At the cap an SSE stream ends with a retry hint but no
+	// done, so that EventSource reconnects and resumes with Last-Event-ID.
+	MaxLifetime time.Duration
+	// OnEvent, if set, is called for every queued event that was written to
+	// the client, after it was flushed, on the stream's goroutine. Keep it
+	// cheap: it runs on the delivery hot path.
+	OnEvent func(e *event.Event)
+}
+
+// Reasons a stream ended, as reported in Result.Reason. They are stable and
+// fit as metric labels.
+const (
+	ReasonDone         = "done"          // the upstream completed (or Once delivered its result)
+	ReasonError        = "error"         // an Error event ended the stream
+	ReasonSlowConsumer = "slow-consumer" // the queue cut the client off
+	ReasonClientGone   = "client-gone"   // the request context ended
+	ReasonExpired      = "expired"       // the token expired
+	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
+	ReasonLifetime     = "lifetime"      // Options.MaxLifetime passed
+	ReasonWriteFailed  = "write-failed"  // a write or flush failed or timed out
+)
+
+// ErrWriteFailed wraps the error of a failed write or flush in Result.Err.
+var ErrWriteFailed = errors.New("stream write failed")
+
+// Result says how a stream ended.
+type Result struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	// Events counts the results (Next events) written to the client.
+	Events int
+	// Err is set for ReasonWriteFailed (wrapping ErrWriteFailed) and
+	// ReasonClientGone (the context's cause).
+	Err error
+}
+
+const (
+	// writeChunk is how much of a batch is buffered before it is handed to
+	// the ResponseWriter; the batch is still flushed only once.
+	writeChunk = 64 << 10
+	// maxPooled keeps the buffer pool from holding on to huge buffers.
+	maxPooled = 256 << 10
+)
+
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+type stream struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	opt    Options
+	sse    bool // event-stream framing (SSE, OnceSSE)
+	events int
+	// noDeadline is set once the writer said it has no write deadlines;
+	// asking again would build a new error on every batch.
+	noDeadline bool
+}
+
+// Serve writes the events of q to w in opt.Mode until the stream ends, and
+// reports why it ended. It returns at once when the client goes away. It
+// never closes q or anything upstream; the caller does that after Serve
+// returns. Serve must be called from the request's handler goroutine.
+func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) Result {
+	if opt.Mode == 0 {
+		opt.Mode = JSON
+	}
+	if opt.Heartbeat == 0 {
+		opt.Heartbeat = DefaultHeartbeat
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = DefaultWriteTimeout
+	}
+	if opt.Retry <= 0 {
+		opt.Retry = DefaultRetry
+	}
+	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE}
+	res := s.run(r.Context(), q)
+	// The last deadline stays in force while net/http finishes the
+	// response; the server clears it before reading the next request on a
+	// kept-alive connection.
+	res.Events = s.events
+	return res
+}
+
+func (s *stream) run(ctx context.Context, q *event.Queue) Result {
+	if ctx.Err() != nil {
+		return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
+	}
+	if s.opt.Mode != Once {
+		if err := s.start(); err != nil {
+			return failed(err)
+		}
+	}
+	if s.expired() {
+		return s.expire()
+	}
+
+	var hb *time.Timer
+	var hbC, expC, lifeC <-chan time.Time
+	if s.opt.Heartbeat > 0 && s.opt.Mode != Once {
+		hb = time.NewTimer(s.opt.Heartbeat)
+		defer hb.Stop()
+		hbC = hb.C
+	}
+	if !s.opt.ExpiresAt.IsZero() {
+		t := time.NewTimer(time.Until(s.opt.ExpiresAt))
+		defer t.Stop()
+		expC = t.C
+	}
+	if s.opt.MaxLifetime > 0 {
+		t := time.NewTimer(s.opt.MaxLifetime)
+		defer t.Stop()
+		lifeC = t.C
+	}
+
+	var batch []*event.Event
+	for {
+		select {
+		case <-ctx.Done():
+			return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
+		case <-q.Ready():
+			if s.expired() {
+				return s.expire()
+			}
+			batch = q.Take(batch[:0])
+			res, end, wrote := s.deliver(batch)
+			clear(batch) // let delivered events be collected
+			if end {
+				return res
+			}
+			if wrote && hb != nil {
+				hb.Reset(s.opt.Heartbeat)
+			}
+		case <-hbC:
+			beat := sseHeartbeat
+			if !s.sse {
+				beat = jsonBeat
+			}
+			if err := s.write(beat); err != nil {
+				return failed(err)
+			}
+			hb.Reset(s.opt.Heartbeat)
+		case <-expC:
+			return s.expire()
+		case <-s.opt.Shutdown:
+			return s.leave(q, ReasonShutdown)
+		case <-lifeC:
+			return s.leave(q, ReasonLifetime)
+		}
+	}
+}
+
+func failed(err error) Result {
+	return Result{Reason: ReasonWriteFailed, Err: fmt.Errorf("%w: %w", ErrWriteFailed, err)}
+}
+
+// start writes and flushes the stream's headers.
+func (s *stream) start() error {
+	h := s.w.Header()
+	if s.sse {
+		h.Set("Content-Type", "text/event-stream")
+	} else {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	s.deadline()
+	s.w.WriteHeader(http.StatusOK)
+	return s.rc.Flush()
+}
+
+func (s *stream) deadline() {
+	if s.opt.WriteTimeout > 0 && !s.noDeadline {
+		// ErrNotSupported only costs the protection; the writes still work.
+		err := s.rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
+		s.noDeadline = errors.Is(err, http.ErrNotSupported)
+	}
+}
+
+// write writes b under a fresh deadline and flushes.
+func (s *stream) write(b []byte) error {
+	s.deadline()
+	if len(b) > 0 {
+		if _, err := s.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return s.rc.Flush()
+}
+
+func (s *stream) expired() bool {
+	return !s.opt.ExpiresAt.IsZero() && !time.Now().Before(s.opt.ExpiresAt)
+}
+
+// expire ends the stream with the TokenExpired error.
+func (s *stream) expire() Result {
+	var err error
+	switch {
+	case s.opt.Mode == Once:
+		err = s.respond(http.StatusOK, expiredJSON)
+	case s.sse:
+		b := bufPool.Get().(*[]byte)
+		*b = appendSSE((*b)[:0], &event.Event{Kind: event.Error, Data: expiredJSON})
+		err = s.write(*b)
+		putBuf(b)
+	default:
+		b := bufPool.Get().(*[]byte)
+		*b = appendLine((*b)[:0], expiredJSON)
+		err = s.write(*b)
+		putBuf(b)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	return Result{Reason: ReasonExpired}
+}
+
+// leave ends the stream at shutdown or at the lifetime cap. What is queued
+// already is delivered first, so a JSON stream (which cannot resume) loses
+// nothing that had arrived.
+func (s *stream) leave(q *event.Queue, reason string) Result {
+	if q.Len() > 0 {
+		batch := q.Take(nil)
+		if res, end, _ := s.deliver(batch); end {
+			return res
+		}
+	}
+	var err error
+	switch {
+	case s.opt.Mode == Once:
+		secs := int64((s.opt.Retry + time.Second - 1) / time.Second)
+		s.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		err = s.respond(http.StatusServiceUnavailable, onceGoneJSON)
+	case s.sse:
+		b := bufPool.Get().(*[]byte)
+		*b = appendRetry((*b)[:0], s.opt.Retry.Milliseconds())
+		if reason == ReasonShutdown {
+			*b = append(*b, sseDone...)
+		}
+		err = s.write(*b)
+		putBuf(b)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	return Result{Reason: reason}
+}
+
+// respond writes Once's single response.
+func (s *stream) respond(status int, body []byte) error {
+	h := s.w.Header()
+	if body != nil {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	s.deadline()
+	s.w.WriteHeader(status)
+	return s.write(body)
+}
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooled {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+func endOf(e *event.Event) string {
+	if e.Kind == event.Error {
+		if bytes.Contains(e.Data, slowCode) {
+			return ReasonSlowConsumer
+		}
+		return ReasonError
+	}
+	return ReasonDone
+}
+
+// deliver writes one batch: framed into one buffer, one deadline, one flush.
+// It reports whether the stream ended and whether anything was written.
+func (s *stream) deliver(batch []*event.Event) (res Result, end, wrote bool) {
+	if len(batch) == 0 {
+		return res, false, false // a spurious Ready signal
+	}
+	if s.opt.Mode == Once {
+		return s.deliverOnce(batch)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer putBuf(bp)
+	b := (*bp)[:0]
+	n := 0 // events framed
+	s.deadline()
+	for _, e := range batch {
+		n++
+		if s.sse {
+			b = appendSSE(b, e)
+		} else {
+			b = appendJSON(b, e)
+		}
+		if e.Kind == event.Next {
+			s.events++
+			if s.opt.Mode == OnceSSE {
+				b = append(b, sseDone...)
+				end, res.Reason = true, ReasonDone
+				break
+			}
+		}
+		if e.Kind.Terminal() {
+			end, res.Reason = true, endOf(e)
+			break
+		}
+		if len(b) >= writeChunk {
+			if _, err := s.w.Write(b); err != nil {
+				*bp = b
+				return failed(err), true, false
+			}
+			b = b[:0]
+		}
+	}
+	*bp = b
+	if len(b) > 0 {
+		if _, err := s.w.Write(b); err != nil {
+			return failed(err), true, false
+		}
+	}
+	if err := s.rc.Flush(); err != nil {
+		return failed(err), true, false
+	}
+	if s.opt.OnEvent != nil {
+		for _, e := range batch[:n] {
+			s.opt.OnEvent(e)
+		}
+	}
+	return res, end, n > 0
+}
+
+// deliverOnce answers Once with the first result, error or done.
+func (s *stream) deliverOnce(batch []*event.Event) (res Result, end, wrote bool) {
+	for _, e := range batch {
+		var err error
+		switch e.Kind {
+		case event.Gap:
+			continue // not a result; the client asked for one value only
+		case event.Next:
+			s.events++
+			err, res.Reason = s.respond(http.StatusOK, e.Data), ReasonDone
+		case event.Error:
+			err, res.Reason = s.respond(http.StatusOK, e.Data), endOf(e)
+		default:
+			err, res.Reason = s.respond(http.StatusNoContent, nil), ReasonDone
+		}
+		if err != nil {
+			return failed(err), true, true
+		}
+		if s.opt.OnEvent != nil {
+			s.opt.OnEvent(e)
+		}
+		return res, true, true
+	}
+	return res, false, false
+}
