@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/operation"
+	"github.com/fireboom/fireboom/upstream"
+)
+
+// indexEntry is one operation in GET /operations.
+type indexEntry struct {
+	Name                   string          `json:"name"`
+	Path                   string          `json:"path"`
+	Kind                   string          `json:"kind"`
+	Method                 string          `json:"method"`
+	Variables              json.RawMessage `json:"variables"`
+	RequiresAuthentication bool            `json:"requiresAuthentication"`
+	RBAC                   *auth.Policy    `json:"rbac,omitempty"`
+	Live                   bool            `json:"live,omitempty"`
+}
+
+func (g *Gateway) handleIndex(w http.ResponseWriter, _ *http.Request) {
+	reg := g.reg.Load()
+	list := []indexEntry{}
+	for _, ep := range reg.sorted() {
+		e := indexEntry{
+			Name:                   ep.Name,
+			Path:                   "/operations/" + ep.Name,
+			Kind:                   string(ep.Kind),
+			Method:                 http.MethodGet,
+			Variables:              ep.VariablesSchema,
+			RequiresAuthentication: ep.RequiresAuth,
+			Live:                   ep.Kind == operation.Query && ep.live > 0,
+		}
+		if ep.Kind == operation.Mutation {
+			e.Method = http.MethodPost
+		}
+		if !ep.policy.IsZero() {
+			p := ep.policy
+			e.RBAC = &p
+		}
+		list = append(list, e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"operations": list})
+}
+
+// handleReady answers 200 when the upstream is reachable and the
+// operations are loaded, else 503.
+func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
+	reg := g.reg.Load()
+	if reg.schema == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream schema is not loaded yet"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if _, _, err := g.client.Do(ctx, upstream.Request{Query: "query Ready { __typename }", OperationName: "Ready"}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream is unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "operations": len(reg.endpoints)})
+}
+
+// handleInfo tells the dashboard how this gateway authenticates.
+func (g *Gateway) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"dev":          g.cfg.Dev,
+		"tokenMinting": g.cfg.Dev && g.cfg.Auth.JWT.Secret != "",
+		"auth": map[string]string{
+			"cookie":     g.cfg.Auth.Cookie,
+			"queryParam": *g.cfg.Auth.QueryParam,
+		},
+	})
+}
+
+// handleMintToken signs a development token. The route exists only with
+// "dev": true and an HMAC secret.
+func (g *Gateway) handleMintToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Sub    string         `json:"sub"`
+		Roles  []string       `json:"roles"`
+		Claims map[string]any `json:"claims"`
+		TTL    string         `json:"ttl"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || strings.TrimSpace(in.Sub) == "" {
+		newError(http.StatusBadRequest, codeInput, `expected {"sub": "...", "roles": [...], "claims": {...}, "ttl": "1h"}`).write(w)
+		return
+	}
+	ttl := time.Hour
+	if in.TTL != "" {
+		d, err := time.ParseDuration(in.TTL)
+		if err != nil || d <= 0 || d > 30*24*time.Hour {
+			newError(http.StatusBadRequest, codeInput, "ttl must be a duration between 1s and 720h").write(w)
+			return
+		}
+		ttl = d
+	}
+	tok, err := auth.Mint(AuthConfig(g.cfg), in.Sub, in.Roles, in.Claims, ttl)
+	if err != nil {
+		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+// handleStats streams the dashboard's live figures as SSE, one event per
+// second: open streams, upstream connections and subscriptions, and the
+// event totals (the dashboard derives rates).
+func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s := g.hub.Stats()
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := fmt.Fprintf(w, "data: {\"openStreams\":%d,\"upstreamConnections\":%d,\"upstreamSubscriptions\":%d,\"eventsIn\":%d,\"eventsOut\":%d,\"time\":%q}\n\n",
+			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, s.EventsOut, time.Now().UTC().Format(time.RFC3339))
+		if err != nil || rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-g.shutdown:
+			_, _ = fmt.Fprint(w, "event: done\ndata: done\n\n")
+			_ = rc.Flush()
+			return
+		case <-t.C:
+		}
+	}
+}

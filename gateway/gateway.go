@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/config"
+	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/upstream"
+	"github.com/fireboom/fireboom/web"
+)
+
+// Gateway serves the stored operations of one config.
+type Gateway struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	auth   *auth.Authenticator
+	client *upstream.Client
+	hub    *upstream.Hub
+	reg    registrySwap
+	router chi.Router
+	met    *metrics
+	queue  event.Limits
+
+	// shutdown is closed when the server begins a graceful shutdown, so
+	// every open stream ends with done.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	streams      atomic.Int64 // open client streams
+	limits       streamLimits
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines owned by the gateway
+}
+
+// Options are the parts of a Gateway that are not in the config file.
+type Options struct {
+	// Logger receives the gateway's logs (default slog.Default()).
+	Logger *slog.Logger
+	// HTTPClient is used for upstream queries (default: a client with
+	// the configured upstream timeout).
+	HTTPClient *http.Client
+}
+
+// New builds a Gateway. It loads the operations against the upstream
+// schema; when the upstream cannot be reached it still starts, says so, and
+// keeps trying in the background (operations answer 502 meanwhile).
+func New(cfg *config.Config, opt Options) (*Gateway, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	hc := opt.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.Upstream.Timeout.D()}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{
+		cfg:      cfg,
+		log:      log,
+		shutdown: make(chan struct{}),
+		cancel:   cancel,
+		queue: event.Limits{
+			MaxEvents: cfg.Subscriptions.QueueEvents,
+			MaxBytes:  cfg.Subscriptions.QueueBytes,
+		},
+	}
+	if cfg.Subscriptions.SlowConsumer == "drop-oldest" {
+		g.queue.Policy = event.DropOldest
+	}
+	var err error
+	g.auth, err = auth.New(ctx, AuthConfig(cfg), auth.WithRefreshErrorHandler(func(err error) {
+		log.Warn("JWKS refresh failed", "err", err)
+	}))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	g.client = upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), hc)
+	g.hub, err = upstream.NewHub(upstream.HubConfig{
+		URL:                        cfg.Upstream.SubscriptionURL,
+		MaxOperationsPerConnection: cfg.Upstream.MaxOperationsPerConnection,
+		MaxConnections:             cfg.Upstream.MaxConnections,
+		ReplayBuffer:               cfg.Subscriptions.ReplayBuffer,
+		Logger:                     log,
+	})
+	if err != nil {
+		g.auth.Close()
+		cancel()
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	g.met = newMetrics(g)
+	if err := g.loadSchema(ctx); err != nil {
+		log.Warn("upstream unreachable at start: operations answer 502 until its schema can be read", "url", cfg.Upstream.URL, "err", err)
+		g.install(buildRegistry(cfg.OperationsDir, nil, cfg.Operations))
+		g.wg.Add(1)
+		go g.schemaLoader(ctx)
+	}
+	g.router = g.routes()
+	return g, nil
+}
+
+// AuthConfig maps the config file's auth section to the auth package.
+func AuthConfig(cfg *config.Config) auth.Config {
+	j := cfg.Auth.JWT
+	return auth.Config{
+		Secret:     j.Secret,
+		JWKSURL:    j.JWKSURL,
+		Issuer:     j.Issuer,
+		Audience:   j.Audience,
+		RolesClaim: j.RolesClaim,
+		Leeway:     j.Leeway.D(),
+		Cookie:     cfg.Auth.Cookie,
+		QueryParam: *cfg.Auth.QueryParam,
+	}
+}
+
+func staticHeaders(cfg *config.Config) http.Header {
+	h := http.Header{}
+	for k, v := range cfg.Upstream.Headers {
+		h.Set(k, v)
+	}
+	return h
+}
+
+// routes wires the HTTP surface. Everything under /operations goes
+// through handleOperation, the one point where identity is decided.
+func (g *Gateway) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(g.recoverer)
+	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/ready", g.handleReady)
+	r.Handle("/metrics", g.met.handler())
+	r.Get("/operations", g.handleIndex)
+	r.HandleFunc("/operations/*", g.handleOperation)
+	r.Get("/_/stats", g.handleStats)
+	r.Get("/_/info", g.handleInfo)
+	if g.cfg.Dev && g.cfg.Auth.JWT.Secret != "" {
+		r.Post("/_/token", g.handleMintToken)
+	}
+	r.Handle("/*", web.Handler())
+	return r
+}
+
+// ServeHTTP makes the Gateway an http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.router.ServeHTTP(w, r)
+}
+
+// BeginShutdown ends every open stream with done (SSE first sends a retry
+// hint) so clients reconnect elsewhere. Call it before http.Server.Shutdown,
+// which waits for the streams to return.
+func (g *Gateway) BeginShutdown() {
+	g.shutdownOnce.Do(func() { close(g.shutdown) })
+}
+
+// Close stops background work, completes every upstream subscription and
+// closes upstream connections, waiting for all of it.
+func (g *Gateway) Close() error {
+	g.BeginShutdown()
+	g.cancel()
+	g.wg.Wait()
+	err := g.hub.Close()
+	g.auth.Close()
+	return err
+}
+
+// OperationCount reports the operations served and the files that failed.
+func (g *Gateway) OperationCount() (served, failed int) {
+	reg := g.reg.Load()
+	return len(reg.endpoints), len(reg.problems)
+}
+
+// recoverer turns a panicking handler into a 500 without taking other
+// requests down. http.ErrAbortHandler is re-raised, as net/http expects.
+func (g *Gateway) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				g.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				newError(http.StatusInternalServerError, codeInternal, "internal error").write(w)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jitter spreads d by ±10% so that capped streams do not all reconnect at
+// once.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	n := time.Now().UnixNano()
+	return d - d/10 + time.Duration(n%int64(d/5+1))
+}

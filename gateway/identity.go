@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/upstream"
+)
+
+// identify is the one point where a request's identity is decided, for
+// every kind of endpoint and every stream mode.
+func (g *Gateway) identify(r *http.Request, ep *endpoint) (*auth.Identity, *apiError) {
+	id, err := g.auth.Authenticate(r)
+	if err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			e := unauthorized(ae.Challenge(), ae.Description)
+			e.authReason = ae.Reason
+			return nil, e
+		}
+		return nil, unauthorized("", "the token could not be verified")
+	}
+	if !ep.RequiresAuth {
+		return id, nil
+	}
+	if id == nil {
+		e := unauthorized("", ep.Name+" requires authentication")
+		e.authReason = "missing"
+		return nil, e
+	}
+	if !ep.policy.Allows(id.Roles) {
+		return nil, newError(http.StatusForbidden, codeForbidden, "the token's roles do not allow "+ep.Name)
+	}
+	return id, nil
+}
+
+// unauthorized is a 401 with a WWW-Authenticate challenge (RFC 6750).
+func unauthorized(challenge, msg string) *apiError {
+	if challenge == "" {
+		challenge = `Bearer realm="fireboom"`
+	}
+	return newError(http.StatusUnauthorized, codeUnauthorized, msg).with("WWW-Authenticate", challenge)
+}
+
+// claimLookup resolves @fromClaim names against an identity.
+func claimLookup(id *auth.Identity) func(string) (any, bool) {
+	return func(claim string) (any, bool) {
+		if id == nil {
+			return nil, false
+		}
+		if claim == "roles" {
+			return id.Roles, id.Roles != nil
+		}
+		return id.Claim(claim)
+	}
+}
+
+// upstreamRequest is exactly what is sent upstream for this call: the
+// static headers and the forwarded ones on the HTTP request and WebSocket
+// upgrade, and the same in the connection_init payload. Requests that
+// differ in any of it never share an upstream connection.
+func (g *Gateway) upstreamRequest(r *http.Request, ep *endpoint, id *auth.Identity, vars json.RawMessage) upstream.Request {
+	h := staticHeaders(g.cfg)
+	for _, name := range g.cfg.Upstream.ForwardHeaders {
+		if v := r.Header.Values(name); len(v) > 0 {
+			h[http.CanonicalHeaderKey(name)] = cleanHeaderValues(v)
+		}
+	}
+	// A token read from the cookie or query parameter is forwarded as the
+	// bearer token too, so the upstream sees the same identity whichever
+	// way a browser had to send it.
+	var token string
+	if id != nil {
+		token = id.Token
+	}
+	if token != "" && forwards(g.cfg.Upstream.ForwardHeaders, "Authorization") {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	req := upstream.Request{
+		Query:         ep.Query,
+		OperationName: ep.OperationName,
+		Variables:     vars,
+		Header:        h,
+	}
+	if ep.Kind == "subscription" {
+		req.InitPayload = initPayload(h, token, forwards(g.cfg.Upstream.ForwardHeaders, "Authorization"))
+	}
+	return req
+}
+
+// initPayload builds the connection_init payload: {"headers": {...}} plus
+// "authToken" for Apollo-style onConnect handlers. It is nil when there is
+// nothing to say.
+func initPayload(h http.Header, token string, withToken bool) json.RawMessage {
+	if len(h) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	headers := make(map[string]string, len(h))
+	for _, k := range keys {
+		headers[k] = strings.Join(h[k], ", ")
+	}
+	p := map[string]any{"headers": headers}
+	if withToken && token != "" {
+		p["authToken"] = token
+	}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+func forwards(names []string, header string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, header) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanHeaderValues drops values carrying CR, LF or NUL: net/http refuses
+// them on the way in, but a forwarded value is checked again here so that
+// no client can inject a header line upstream.
+func cleanHeaderValues(v []string) []string {
+	out := make([]string, 0, len(v))
+	for _, s := range v {
+		if !strings.ContainsAny(s, "\r\n\x00") {
+			out = append(out, s)
+		}
+	}
+	return out
+}

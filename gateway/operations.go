@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/operation"
+	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/upstream"
+)
+
+// Reserved query parameters: never variables.
+var reservedParams = map[string]bool{
+	"wg_sse": true, "wg_subscribe_once": true, "wg_live": true, "wg_variables": true,
+	"wg_json_patch": true, "wg_last_event_id": true,
+}
+
+// call is one authorized request for an operation, with its variables
+// built: everything that is decided before anything is sent upstream.
+type call struct {
+	ep  *endpoint
+	id  *auth.Identity
+	req upstream.Request
+}
+
+// handleOperation serves /operations/<name> for every kind of operation.
+// Every failure is answered here, with a plain status, before any stream
+// byte is written.
+func (g *Gateway) handleOperation(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c, aerr := g.prepare(w, r)
+	if aerr != nil {
+		if aerr.Code == codeUnauthorized {
+			g.met.authFailures.WithLabelValues(aerr.reason()).Inc()
+		}
+		aerr.write(w)
+		return
+	}
+	if c.ep.Kind == operation.Subscription {
+		g.serveSubscription(w, r, c)
+		return
+	}
+	g.serveQuery(w, r, c, start)
+}
+
+// prepare resolves the endpoint, the identity and the variables.
+func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiError) {
+	name := strings.TrimPrefix(r.URL.Path, "/operations/")
+	reg := g.reg.Load()
+	ep := reg.endpoints[name]
+	if ep == nil {
+		if reg.pending[name] {
+			return nil, newError(http.StatusBadGateway, codeUnavailable, "the upstream schema is not available yet; retrying")
+		}
+		return nil, newError(http.StatusNotFound, codeNotFound, "no operation named "+quote(name))
+	}
+	method := http.MethodGet
+	if ep.Kind == operation.Mutation {
+		method = http.MethodPost
+	}
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		return nil, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			ep.Name+" is a "+string(ep.Kind)+": use "+method).with("Allow", method)
+	}
+	id, aerr := g.identify(r, ep)
+	if aerr != nil {
+		return nil, aerr
+	}
+	vars, err := g.variables(w, r, ep)
+	if err == nil && len(ep.Claims) > 0 {
+		vars, err = ep.InjectClaims(vars, claimLookup(id))
+	}
+	if err != nil {
+		return nil, variablesError(err)
+	}
+	return &call{ep: ep, id: id, req: g.upstreamRequest(r, ep, id, vars)}, nil
+}
+
+// variables reads the request's variables: query parameters for GET, the
+// JSON body for POST.
+func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint) (json.RawMessage, error) {
+	if r.Method != http.MethodPost {
+		q := r.URL.Query()
+		if err := checkFlags(q); err != nil {
+			return nil, err
+		}
+		return ep.VariablesFromQuery(q, g.reserved)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Limits.MaxBodyBytes))
+	if err != nil {
+		return nil, err
+	}
+	return ep.VariablesFromJSON(body)
+}
+
+func (g *Gateway) reserved(name string) bool {
+	return reservedParams[name] || (name == *g.cfg.Auth.QueryParam && name != "")
+}
+
+// variablesError maps a variables failure to its answer.
+func variablesError(err error) *apiError {
+	var tooLarge *http.MaxBytesError
+	var input *operation.InputError
+	switch {
+	case errors.As(err, &tooLarge):
+		return newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than limits.maxBodyBytes")
+	case errors.Is(err, operation.ErrClaimMissing):
+		return unauthorized("", "the token lacks a claim this operation needs")
+	case errors.As(err, &input):
+		e := newError(http.StatusBadRequest, codeInput, input.Message)
+		e.Errors = input.Errors
+		return e
+	}
+	return newError(http.StatusBadRequest, codeInput, "could not read the variables")
+}
+
+// serveQuery POSTs a query or mutation upstream and relays the answer.
+func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, start time.Time) {
+	if r.URL.Query().Get("wg_live") == "true" {
+		g.serveLive(w, r, c)
+		return
+	}
+	body, status, err := g.client.Do(r.Context(), c.req)
+	g.met.queryDuration.WithLabelValues(c.ep.Name, string(c.ep.Kind)).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if r.Context().Err() == nil {
+			g.log.Warn("upstream request failed", "operation", c.ep.Name, "err", err)
+			newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// serveSubscription joins (or opens) the upstream subscription and streams
+// it to the client in the requested mode.
+func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *call) {
+	mode, err := sse.ModeOf(r)
+	if err != nil {
+		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
+		return
+	}
+	release, aerr := g.admitStream(r, c.id)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
+		Dedup:       c.ep.dedup,
+		ReplayLast:  c.ep.replayLast,
+		LastEventID: lastEventID(r),
+		Queue:       g.queue,
+	})
+	cancel()
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		g.log.Warn("upstream subscription failed", "operation", c.ep.Name, "err", err)
+		if errors.Is(err, upstream.ErrTooManyConnections) {
+			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
+				with("Retry-After", "5").write(w)
+			return
+		}
+		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
+		return
+	}
+	defer sub.Close()
+	g.streamTo(w, r, c, mode, sub.Queue())
+}
+
+func lastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("wg_last_event_id")
+}
+
+// checkFlags rejects malformed values of the boolean wg_ flags.
+func checkFlags(q map[string][]string) error {
+	for _, f := range []string{"wg_sse", "wg_subscribe_once", "wg_live", "wg_json_patch"} {
+		if v, ok := q[f]; ok && (len(v) != 1 || (v[0] != "true" && v[0] != "false")) {
+			return &operation.InputError{Message: f + " must be true or false", Errors: []operation.FieldError{{PropertyPath: "/" + f, Message: "expected true or false"}}}
+		}
+	}
+	return nil
+}
+
+func quote(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/config"
+	"github.com/fireboom/fireboom/operation"
+	"github.com/fireboom/fireboom/upstream"
+)
+
+// endpoint is one served operation with its per-operation settings.
+type endpoint struct {
+	*operation.Operation
+	policy     auth.Policy
+	dedup      bool
+	replayLast bool
+	live       time.Duration
+}
+
+// registry is an immutable snapshot of the loaded operations; a reload
+// swaps in a new one.
+type registry struct {
+	schema    *ast.Schema // nil while the upstream schema is unknown
+	endpoints map[string]*endpoint
+	// pending names operation files found on disk while the schema is
+	// unknown: their endpoints answer 502 until it arrives.
+	pending  map[string]bool
+	problems []operation.Problem
+	loadedAt time.Time
+}
+
+// sorted lists the public endpoints by name.
+func (r *registry) sorted() []*endpoint {
+	out := make([]*endpoint, 0, len(r.endpoints))
+	for _, e := range r.endpoints {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// buildRegistry loads every operation under dir against schema. With a nil
+// schema it only lists the operation names, which answer 502 meanwhile.
+func buildRegistry(dir string, schema *ast.Schema, settings map[string]config.Operation) *registry {
+	reg := &registry{schema: schema, endpoints: map[string]*endpoint{}, loadedAt: time.Now()}
+	if schema == nil {
+		reg.pending = pendingNames(dir)
+		return reg
+	}
+	ops, problems := operation.LoadDir(dir, schema)
+	reg.problems = problems
+	for _, op := range ops {
+		if op.Internal {
+			continue
+		}
+		s := settings[op.Name]
+		e := &endpoint{
+			Operation:  op,
+			policy:     auth.Policy(op.RBAC),
+			dedup:      s.Dedup == nil || *s.Dedup,
+			replayLast: s.ReplayLast,
+			live:       s.LiveInterval.D(),
+		}
+		reg.endpoints[op.Name] = e
+	}
+	return reg
+}
+
+func pendingNames(dir string) map[string]bool {
+	names := map[string]bool{}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".graphql") {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return nil
+		}
+		name := filepath.ToSlash(strings.TrimSuffix(rel, ".graphql"))
+		if !strings.HasPrefix(name, "internal/") && !strings.Contains(name, "/internal/") {
+			names[name] = true
+		}
+		return nil
+	})
+	return names
+}
+
+// FetchSchema reads the upstream schema of cfg (for `fireboom check`).
+func FetchSchema(ctx context.Context, cfg *config.Config) (*ast.Schema, error) {
+	return fetchSchema(ctx, cfg, upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), &http.Client{Timeout: cfg.Upstream.Timeout.D()}))
+}
+
+// fetchSchema reads the upstream schema: from the SDL file when configured,
+// else by introspection.
+func fetchSchema(ctx context.Context, cfg *config.Config, client *upstream.Client) (*ast.Schema, error) {
+	if cfg.Upstream.SchemaFile != "" {
+		b, err := os.ReadFile(cfg.Upstream.SchemaFile)
+		if err != nil {
+			return nil, err
+		}
+		return operation.ParseSchemaSDL(string(b))
+	}
+	body, status, err := client.Do(ctx, upstream.Request{Query: operation.IntrospectionQuery, OperationName: "IntrospectionQuery"})
+	if err != nil {
+		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, fmt.Errorf("%w: introspection answered HTTP %d", upstream.ErrUnavailable, status)
+	}
+	return operation.SchemaFromIntrospection(body)
+}
+
+// schemaLoader fetches the schema until it succeeds, with backoff, then
+// installs the registry. It is owned by the Gateway.
+func (g *Gateway) schemaLoader(ctx context.Context) {
+	defer g.wg.Done()
+	delay := 500 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if err := g.loadSchema(ctx); err == nil {
+			return
+		} else if !errors.Is(err, context.Canceled) {
+			g.log.Warn("upstream schema still unavailable; retrying", "err", err, "in", (2 * delay).String())
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// loadSchema fetches the schema and reloads the operations against it.
+func (g *Gateway) loadSchema(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	schema, err := fetchSchema(cctx, g.cfg, g.client)
+	if err != nil {
+		return err
+	}
+	g.install(buildRegistry(g.cfg.OperationsDir, schema, g.cfg.Operations))
+	return nil
+}
+
+// install swaps in a registry and logs what it holds.
+func (g *Gateway) install(reg *registry) {
+	g.reg.Store(reg)
+	for _, p := range reg.problems {
+		g.log.Error("operation not served", "problem", p.String())
+	}
+	if reg.schema != nil {
+		g.log.Info("operations loaded", "served", len(reg.endpoints), "failed", len(reg.problems))
+	}
+}
+
+// registrySwap is the atomic holder of the current registry.
+type registrySwap = atomic.Pointer[registry]

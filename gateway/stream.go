@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/sse"
+)
+
+// streamLimits counts open streams gateway-wide and per identity.
+type streamLimits struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+// admitStream reserves a stream slot or answers 503 (gateway full) or 429
+// (this identity has too many), both with Retry-After. The returned
+// release must be called when the stream ends.
+func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(), _ *apiError) {
+	s := g.cfg.Subscriptions
+	key := "ip:" + clientIP(r)
+	if id != nil && id.Subject != "" {
+		key = "sub:" + id.Subject
+	}
+	l := &g.limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.MaxStreams > 0 && l.total >= s.MaxStreams {
+		g.met.rejected.WithLabelValues("gateway").Inc()
+		return nil, newError(http.StatusServiceUnavailable, codeTooManyStreams,
+			"the gateway holds as many streams as it may; try again shortly").with("Retry-After", "5")
+	}
+	if s.MaxStreamsPerIdentity > 0 && l.per[key] >= s.MaxStreamsPerIdentity {
+		g.met.rejected.WithLabelValues("identity").Inc()
+		return nil, newError(http.StatusTooManyRequests, codeTooManyStreams,
+			"too many open streams for this identity (limit "+strconv.Itoa(s.MaxStreamsPerIdentity)+")").with("Retry-After", "5")
+	}
+	if l.per == nil {
+		l.per = map[string]int{}
+	}
+	l.total++
+	l.per[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.total--
+			if l.per[key]--; l.per[key] <= 0 {
+				delete(l.per, key)
+			}
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// streamTo writes one client's stream until it ends, counting it.
+func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue) {
+	opt := sse.Options{
+		Mode:         mode,
+		Heartbeat:    g.cfg.Subscriptions.Heartbeat.D(),
+		WriteTimeout: g.cfg.Subscriptions.WriteTimeout.D(),
+		Shutdown:     g.shutdown,
+		MaxLifetime:  jitter(g.cfg.Subscriptions.MaxLifetime.D()),
+		OnEvent:      g.met.eventOut,
+	}
+	if c.id != nil {
+		opt.ExpiresAt = c.id.ExpiresAt
+	}
+	modeName := modeLabel(mode)
+	open := g.met.openStreams.WithLabelValues(c.ep.Name, modeName)
+	open.Inc()
+	g.streams.Add(1)
+	res := sse.Serve(w, r, q, opt)
+	g.streams.Add(-1)
+	open.Dec()
+	g.met.streamEnds.WithLabelValues(res.Reason).Inc()
+	level := g.log.Debug
+	switch res.Reason {
+	case "slow-consumer", "write-failed", "error":
+		level = g.log.Warn
+	}
+	level("stream ended", "operation", c.ep.Name, "mode", modeName, "reason", res.Reason, "events", res.Events)
+}
+
+func modeLabel(m sse.Mode) string {
+	switch m {
+	case sse.SSE:
+		return "sse"
+	case sse.Once, sse.OnceSSE:
+		return "once"
+	}
+	return "json"
+}

@@ -1,0 +1,159 @@
+package operation
+
+import (
+	"encoding/json"
+	"math"
+
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// schemaBuilder derives JSON Schema (draft 2020-12) from GraphQL input types.
+// Input objects go to $defs and are referenced, so recursive inputs are safe.
+type schemaBuilder struct {
+	schema *ast.Schema
+	defs   map[string]any
+}
+
+// variablesSchema describes the public variables as one object schema.
+func (op *Operation) variablesSchema() json.RawMessage {
+	b := &schemaBuilder{schema: op.schema, defs: map[string]any{}}
+	props := map[string]any{}
+	required := []string{}
+	for _, v := range op.Variables {
+		if v.FromClaim != "" {
+			continue
+		}
+		s := b.forType(v.Type)
+		if v.Default != nil {
+			s["default"] = v.def
+		}
+		if v.Description != "" {
+			s["description"] = v.Description
+		}
+		props[v.Name] = s
+		if v.Required {
+			required = append(required, v.Name)
+		}
+	}
+	root := map[string]any{
+		"type":                 "object",
+		"properties":           props,
+		"additionalProperties": false,
+	}
+	if len(required) > 0 {
+		root["required"] = required
+	}
+	if len(b.defs) > 0 {
+		root["$defs"] = b.defs
+	}
+	out, err := json.Marshal(root)
+	if err != nil {
+		// Only JSON-domain values are in root; this cannot fail.
+		return json.RawMessage(`{"type":"object"}`)
+	}
+	return out
+}
+
+// forType returns a fresh schema map for t (callers may add keys).
+func (b *schemaBuilder) forType(t *ast.Type) map[string]any {
+	var s map[string]any
+	if t.Elem != nil {
+		s = map[string]any{"type": "array", "items": b.forType(t.Elem)}
+	} else {
+		def := b.schema.Types[t.NamedType]
+		switch {
+		case def == nil:
+			return map[string]any{}
+		case def.Kind == ast.Enum:
+			names := make([]any, len(def.EnumValues))
+			for i, ev := range def.EnumValues {
+				names[i] = ev.Name
+			}
+			s = map[string]any{"type": "string", "enum": names}
+		case def.Kind == ast.InputObject:
+			b.define(def)
+			s = map[string]any{"$ref": "#/$defs/" + def.Name}
+		default:
+			s = scalarSchema(def)
+		}
+	}
+	if !t.NonNull {
+		s = nullable(s)
+	}
+	return s
+}
+
+func scalarSchema(def *ast.Definition) map[string]any {
+	switch def.Name {
+	case "Int":
+		return map[string]any{"type": "integer", "minimum": math.MinInt32, "maximum": math.MaxInt32}
+	case "Float":
+		return map[string]any{"type": "number"}
+	case "String", "ID":
+		return map[string]any{"type": "string"}
+	case "Boolean":
+		return map[string]any{"type": "boolean"}
+	}
+	// Custom scalar: any JSON value; the upstream judges.
+	s := map[string]any{}
+	if def.Description != "" {
+		s["description"] = def.Description
+	}
+	return s
+}
+
+// nullable widens s to also accept null.
+func nullable(s map[string]any) map[string]any {
+	if len(s) == 0 || (len(s) == 1 && s["description"] != nil) {
+		return s // already accepts anything
+	}
+	if typ, ok := s["type"].(string); ok {
+		s["type"] = []any{typ, "null"}
+		if enum, ok := s["enum"].([]any); ok {
+			s["enum"] = append(enum, nil)
+		}
+		return s
+	}
+	return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
+}
+
+// define adds the $defs entry of an input object once.
+func (b *schemaBuilder) define(def *ast.Definition) {
+	if _, done := b.defs[def.Name]; done {
+		return
+	}
+	b.defs[def.Name] = nil // placeholder: stops recursion
+	props := map[string]any{}
+	required := []string{}
+	for _, f := range def.Fields {
+		s := b.forType(f.Type)
+		if f.DefaultValue != nil {
+			if dv, err := astToJSON(f.DefaultValue); err == nil {
+				s["default"] = dv
+			}
+		}
+		if f.Description != "" {
+			s["description"] = f.Description
+		}
+		props[f.Name] = s
+		if f.Type.NonNull && f.DefaultValue == nil {
+			required = append(required, f.Name)
+		}
+	}
+	obj := map[string]any{
+		"type":                 "object",
+		"properties":           props,
+		"additionalProperties": false,
+	}
+	if len(required) > 0 {
+		obj["required"] = required
+	}
+	if def.Description != "" {
+		obj["description"] = def.Description
+	}
+	if def.Directives.ForName("oneOf") != nil {
+		obj["minProperties"] = 1
+		obj["maxProperties"] = 1
+	}
+	b.defs[def.Name] = obj
+}
