@@ -186,9 +186,13 @@ func TestStartsWithoutUpstreamAndRecovers(t *testing.T) {
 	}
 	if resp := get(t, g.URL+"/operations/nope"); resp.StatusCode != 404 {
 		t.Errorf("unknown operation: %d", resp.StatusCode)
+	} else {
+		resp.Body.Close()
 	}
 	if resp := get(t, g.URL+"/ready"); resp.StatusCode != 503 {
 		t.Errorf("ready: %d", resp.StatusCode)
+	} else {
+		resp.Body.Close()
 	}
 	d, err := demo.StartAt(addr, demo.Options{TickInterval: -1})
 	if err != nil {
@@ -199,7 +203,7 @@ func TestStartsWithoutUpstreamAndRecovers(t *testing.T) {
 		resp := get(t, g.URL+"/operations/Countdown?from=0&interval=1")
 		return readAll(t, resp) == "{\"data\":{\"countdown\":0}}\n\n"
 	})
-	if resp := get(t, g.URL+"/ready"); resp.StatusCode != 200 {
+	if resp := get(t, g.URL+"/ready"); readAll(t, resp) == "" || resp.StatusCode != 200 {
 		t.Errorf("ready after recovery: %d", resp.StatusCode)
 	}
 }

@@ -25,11 +25,13 @@ type Gateway struct {
 	log    *slog.Logger
 	auth   *auth.Authenticator
 	client *upstream.Client
-	hub    *upstream.Hub
-	reg    registrySwap
-	router chi.Router
-	met    *metrics
-	queue  event.Limits
+	// httpClient carries queries, mutations and introspection upstream.
+	httpClient *http.Client
+	hub        *upstream.Hub
+	reg        registrySwap
+	router     chi.Router
+	met        *metrics
+	queue      event.Limits
 
 	// shutdown is closed when the server begins a graceful shutdown, so
 	// every open stream ends with done.
@@ -61,14 +63,19 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	}
 	hc := opt.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Upstream.Timeout.D()}
+		// The gateway owns its upstream transport so that Close can drop
+		// its idle connections.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Timeout: cfg.Upstream.Timeout.D(), Transport: tr}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:      cfg,
-		log:      log,
-		shutdown: make(chan struct{}),
-		cancel:   cancel,
+		cfg:        cfg,
+		log:        log,
+		httpClient: hc,
+		shutdown:   make(chan struct{}),
+		cancel:     cancel,
 		queue: event.Limits{
 			MaxEvents: cfg.Subscriptions.QueueEvents,
 			MaxBytes:  cfg.Subscriptions.QueueBytes,
@@ -173,6 +180,7 @@ func (g *Gateway) Close() error {
 	g.wg.Wait()
 	err := g.hub.Close()
 	g.auth.Close()
+	g.httpClient.CloseIdleConnections()
 	return err
 }
 

@@ -78,6 +78,7 @@ func newGateway(t testing.TB, d *demo.Server, cfgJSON string) *testGateway {
 		g.BeginShutdown()
 		srv.Close()
 		_ = g.Close()
+		http.DefaultClient.CloseIdleConnections()
 		if t.Failed() && testing.Verbose() {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
@@ -175,4 +176,3 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 	}
 }
-
