@@ -23,8 +23,13 @@ const (
 	DefaultReplayBuffer               = 256
 	DefaultMaxOperationsPerConnection = 100
 	DefaultUpstreamTimeout            = 30 * time.Second
+	DefaultReconnectTimeout           = 30 * time.Second
 	DefaultWriteTimeout               = 10 * time.Second
 )
+
+// MinReconnectTimeout is the smallest upstream.reconnectTimeout: the first
+// reconnect attempt comes after about 100ms.
+const MinReconnectTimeout = 100 * time.Millisecond
 
 // Config is the whole of fireboom.json. Every field's zero value is
 // replaced by the default its comment names (see Defaults).
@@ -83,6 +88,11 @@ type Upstream struct {
 	MaxOperationsPerConnection int `json:"maxOperationsPerConnection"`
 	// MaxConnections caps upstream WebSockets (0: no cap).
 	MaxConnections int `json:"maxConnections"`
+	// ReconnectTimeout is how long a subscription WebSocket that dropped is
+	// re-dialled (backoff 100ms doubling to 5s, with jitter) while client
+	// streams stay open; past it they end with UpstreamUnavailable
+	// (default 30s, at least 100ms).
+	ReconnectTimeout Duration `json:"reconnectTimeout"`
 }
 
 // Auth configures token extraction and verification.
@@ -244,6 +254,9 @@ func (c *Config) applyDefaults() {
 	if c.Upstream.SubscriptionURL == "" && c.Upstream.URL != "" {
 		c.Upstream.SubscriptionURL = WebSocketURL(c.Upstream.URL)
 	}
+	if c.Upstream.ReconnectTimeout == 0 {
+		c.Upstream.ReconnectTimeout = Duration(DefaultReconnectTimeout)
+	}
 	if c.Upstream.Timeout == 0 {
 		c.Upstream.Timeout = Duration(DefaultUpstreamTimeout)
 	}
@@ -318,6 +331,9 @@ func (c *Config) validate() error {
 	}
 	if u.MaxConnections < 0 {
 		bad("upstream.maxConnections", "must not be negative")
+	}
+	if u.ReconnectTimeout.D() < MinReconnectTimeout {
+		bad("upstream.reconnectTimeout", "must be at least %s", MinReconnectTimeout)
 	}
 	if j := c.Auth.JWT; j.JWKSURL != "" && !validURL(j.JWKSURL, "http", "https") {
 		bad("auth.jwt.jwksUrl", "expected an http(s) URL")

@@ -42,7 +42,8 @@ func (k Kind) Terminal() bool { return k == Error || k == Done }
 type Event struct {
 	Kind Kind
 	// ID is the opaque resume id (SSE "id:" field); empty for events that
-	// carry none (errors, done, gaps).
+	// carry none (errors, done). A Gap's ID is the id the stream goes on
+	// from (see NewGap), empty when unknown.
 	ID string
 	// Data is the event's JSON payload.
 	Data []byte

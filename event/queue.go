@@ -55,6 +55,7 @@ type Queue struct {
 	closed  bool
 	dropped int    // events dropped since the last Take (DropOldest)
 	lastID  string // id of the newest dropped event, for the gap notice
+	cut     bool   // an overflow closed the queue (Disconnect)
 }
 
 // NewQueue makes a queue with the given limits.
@@ -93,7 +94,7 @@ func (q *Queue) Push(e *Event) int {
 		q.closed = true
 	} else if n := len(q.events) - q.head; n >= q.lim.MaxEvents || (n > 0 && q.bytes+e.Size() > q.lim.MaxBytes) {
 		if q.lim.Policy == Disconnect {
-			q.closed = true
+			q.closed, q.cut = true, true
 			e = NewError("SlowConsumer", "the client did not read fast enough; reconnect with Last-Event-ID to resume")
 			res = Cut
 		} else {
@@ -130,6 +131,14 @@ func (q *Queue) Close(final *Event) bool {
 	return q.Push(final) != Closed
 }
 
+// Overflowed reports whether the queue was closed because it overflowed
+// under the Disconnect policy (the client was cut off as a slow consumer).
+func (q *Queue) Overflowed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cut
+}
+
 // GapData is the payload of a Gap event.
 type GapData struct {
 	// Missed is how many events the client did not receive, when known
@@ -142,10 +151,13 @@ type GapData struct {
 	Reason string `json:"reason"`
 }
 
-// NewGap builds a Gap event.
+// NewGap builds a Gap event. Its ID is d.LastEventID: the position the
+// stream goes on from, so that an SSE client which reconnects right after
+// the gap (EventSource keeps the last id it saw) resumes there instead of
+// being told of the same gap again.
 func NewGap(d GapData) *Event {
 	b, _ := json.Marshal(d)
-	return &Event{Kind: Gap, Data: b}
+	return &Event{Kind: Gap, ID: d.LastEventID, Data: b}
 }
 
 // Take appends the queued events to dst and empties the queue. If events

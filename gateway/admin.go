@@ -51,8 +51,15 @@ func (g *Gateway) handleIndex(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleReady answers 200 when the upstream is reachable and the
-// operations are loaded, else 503.
+// operations are loaded, else 503 (also once a graceful shutdown began,
+// so that a load balancer stops sending new clients).
 func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-g.shutdown:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "shutting down"})
+		return
+	default:
+	}
 	reg := g.reg.Load()
 	if reg.schema == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream schema is not loaded yet"})
@@ -60,7 +67,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if _, _, err := g.client.Do(ctx, upstream.Request{Query: "query Ready { __typename }", OperationName: "Ready"}); err != nil {
+	if _, status, err := g.client.Do(ctx, upstream.Request{Query: "query Ready { __typename }", OperationName: "Ready"}); err != nil || status/100 != 2 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream is unreachable"})
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
 )
@@ -28,6 +29,8 @@ type Gateway struct {
 	// httpClient carries queries, mutations and introspection upstream.
 	httpClient *http.Client
 	hub        *upstream.Hub
+	pollers    *live.Hub                  // live queries (?wg_live=true), see live.go
+	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
 	reg        registrySwap
 	router     chi.Router
 	met        *metrics
@@ -40,6 +43,14 @@ type Gateway struct {
 	streams      atomic.Int64 // open client streams
 	limits       streamLimits
 
+	// liveCfg holds the settings SIGHUP may change (see settings and
+	// ReloadConfig); cfg stays the config the gateway started with.
+	liveCfg atomic.Pointer[config.Config]
+	// reloadMu serializes registry rebuilds (hot reload, SIGHUP, the
+	// schema loader); open indexes open streams by operation for them.
+	reloadMu sync.Mutex
+	open     openStreams
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines owned by the gateway
 }
@@ -51,6 +62,12 @@ type Options struct {
 	// HTTPClient is used for upstream queries (default: a client with
 	// the configured upstream timeout).
 	HTTPClient *http.Client
+	// AuthOptions tune the authenticator beyond the config file (JWKS
+	// client and refresh intervals; tests shorten the unknown-kid limit).
+	AuthOptions []auth.Option
+	// TuneHub, if set, adjusts the upstream hub's settings before it is
+	// made (tests shorten the connection_ack timeout).
+	TuneHub func(*upstream.HubConfig)
 }
 
 // New builds a Gateway. It loads the operations against the upstream
@@ -85,26 +102,35 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		g.queue.Policy = event.DropOldest
 	}
 	var err error
-	g.auth, err = auth.New(ctx, AuthConfig(cfg), auth.WithRefreshErrorHandler(func(err error) {
+	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {
 		log.Warn("JWKS refresh failed", "err", err)
-	}))
+	})}, opt.AuthOptions...)...)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	g.client = upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), hc)
-	g.hub, err = upstream.NewHub(upstream.HubConfig{
+	reconnected := make(chan struct{}, 1) // see refreshSchemaOnReconnect
+	hubCfg := upstream.HubConfig{
 		URL:                        cfg.Upstream.SubscriptionURL,
 		MaxOperationsPerConnection: cfg.Upstream.MaxOperationsPerConnection,
 		MaxConnections:             cfg.Upstream.MaxConnections,
 		ReplayBuffer:               cfg.Subscriptions.ReplayBuffer,
+		ReconnectTimeout:           cfg.Upstream.ReconnectTimeout.D(),
+		OnReconnect:                func() { signal(reconnected) },
 		Logger:                     log,
-	})
+	}
+	if opt.TuneHub != nil {
+		opt.TuneHub(&hubCfg)
+	}
+	g.hub, err = upstream.NewHub(hubCfg)
 	if err != nil {
 		g.auth.Close()
 		cancel()
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
+	g.liveCfg.Store(cfg)
+	g.pollers = g.newPollers()
 	g.met = newMetrics(g)
 	if err := g.loadSchema(ctx); err != nil {
 		log.Warn("upstream unreachable at start: operations answer 502 until its schema can be read", "url", cfg.Upstream.URL, "err", err)
@@ -113,6 +139,9 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		go g.schemaLoader(ctx)
 	}
 	g.router = g.routes()
+	g.watch(ctx)
+	g.wg.Add(1)
+	go g.refreshSchemaOnReconnect(ctx, reconnected)
 	return g, nil
 }
 
@@ -143,6 +172,10 @@ func staticHeaders(cfg *config.Config) http.Header {
 // through handleOperation, the one point where identity is decided.
 func (g *Gateway) routes() chi.Router {
 	r := chi.NewRouter()
+	r.Use(g.requestLog)
+	if c := newCORS(g.cfg); c != nil {
+		r.Use(c.handler)
+	}
 	r.Use(g.recoverer)
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -153,6 +186,7 @@ func (g *Gateway) routes() chi.Router {
 	r.HandleFunc("/operations/*", g.handleOperation)
 	r.Get("/_/stats", g.handleStats)
 	r.Get("/_/info", g.handleInfo)
+	r.Get("/openapi.json", g.handleOpenAPI)
 	if g.cfg.Dev && g.cfg.Auth.JWT.Secret != "" {
 		r.Post("/_/token", g.handleMintToken)
 	}
@@ -178,6 +212,7 @@ func (g *Gateway) Close() error {
 	g.BeginShutdown()
 	g.cancel()
 	g.wg.Wait()
+	g.pollers.Close()
 	err := g.hub.Close()
 	g.auth.Close()
 	g.httpClient.CloseIdleConnections()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -24,6 +25,11 @@ func (g *Gateway) identify(r *http.Request, ep *endpoint) (*auth.Identity, *apiE
 		}
 		return nil, unauthorized("", "the token could not be verified")
 	}
+	if id != nil && id.Source == auth.SourceCookie && r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+		// Cross-site request forgery: browsers attach cookies to form posts
+		// from any site, but a JSON body needs a CORS preflight first.
+		return nil, newError(http.StatusForbidden, codeForbidden, "a POST authenticated by cookie must send Content-Type: application/json")
+	}
 	if !ep.RequiresAuth {
 		return id, nil
 	}
@@ -38,12 +44,30 @@ func (g *Gateway) identify(r *http.Request, ep *endpoint) (*auth.Identity, *apiE
 	return id, nil
 }
 
+// isJSON reports whether a Content-Type is application/json (parameters
+// such as charset allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
 // unauthorized is a 401 with a WWW-Authenticate challenge (RFC 6750).
 func unauthorized(challenge, msg string) *apiError {
 	if challenge == "" {
 		challenge = `Bearer realm="fireboom"`
 	}
 	return newError(http.StatusUnauthorized, codeUnauthorized, msg).with("WWW-Authenticate", challenge)
+}
+
+// claimMissing is the 401 for a valid token that lacks a claim a
+// @fromClaim variable needs, or carries it with the wrong type. A token was
+// given, so the challenge says invalid_token (RFC 6750 §3.1: "invalid for
+// other reasons").
+func claimMissing() *apiError {
+	const msg = "the token lacks a claim this operation needs"
+	e := unauthorized(`Bearer error="invalid_token", error_description="`+msg+`"`, msg)
+	e.authReason = "missing_claim"
+	return e
 }
 
 // claimLookup resolves @fromClaim names against an identity.

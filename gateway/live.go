@@ -1,14 +1,133 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fireboom/fireboom/live"
+	"github.com/fireboom/fireboom/operation"
+	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/upstream"
 )
 
-// serveLive streams a query as a live query (?wg_live=true).
+// newPollers makes the hub of live query pollers; every poll is counted in
+// fireboom_live_polls_total.
+func (g *Gateway) newPollers() *live.Hub {
+	return live.NewHub(live.Config{
+		OnPoll: func(outcome string) { g.met.livePolls.WithLabelValues(outcome).Inc() },
+	})
+}
+
+// serveLive streams a query as a live query (?wg_live=true): the first
+// result at once, then each changed result, from a poller shared by every
+// client whose upstream request is identical. Auth, limits, modes,
+// heartbeats, expiry and ids are those of subscriptions.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
-	if c.ep.live <= 0 {
+	if c.ep.Kind != operation.Query || c.ep.live <= 0 {
 		newError(http.StatusBadRequest, codeInput, c.ep.Name+` is not a live query: set "operations": {"`+c.ep.Name+`": {"liveInterval": "2s"}} in fireboom.json`).write(w)
 		return
 	}
-	newError(http.StatusNotImplemented, "NotImplemented", "live queries are not available yet").write(w)
+	mode, err := sse.ModeOf(r)
+	if err != nil {
+		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
+		return
+	}
+	release, aerr := g.admitStream(r, c.id)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	defer release()
+	opt := live.JoinOptions{
+		Patch: r.URL.Query().Get("wg_json_patch") == "true",
+		Queue: g.queueLimits(),
+	}
+	if mode != sse.Once && mode != sse.OnceSSE {
+		// Once wants a result, even when the client held the newest one.
+		opt.LastEventID = lastEventID(r)
+	}
+	req := c.req
+	q := live.Query{
+		Key:      liveKey(req, c.ep.live),
+		Interval: c.ep.live,
+		Fetch: func(ctx context.Context) ([]byte, error) {
+			body, _, err := g.client.Do(ctx, req)
+			return body, err
+		},
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	cl, err := g.pollers.Join(ctx, q, opt)
+	cancel()
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		g.log.Warn("live query: first poll failed", "operation", c.ep.Name, "err", err)
+		if errors.Is(err, live.ErrClosed) {
+			newError(http.StatusServiceUnavailable, codeUnavailable, "the gateway is shutting down").with("Retry-After", "5").write(w)
+			return
+		}
+		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
+		return
+	}
+	defer cl.Close()
+	g.streamTo(w, r, c, mode, cl.Queue())
+}
+
+// liveKey is what makes two live queries one: the interval and exactly
+// what is sent upstream (headers with sorted names, operation, document,
+// variables with sorted keys). It holds secrets: never log it.
+func liveKey(req upstream.Request, interval time.Duration) string {
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(int64(interval), 10))
+	b.WriteByte(0)
+	names := make([]string, 0, len(req.Header))
+	for k, v := range req.Header {
+		if len(v) > 0 {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteString(http.CanonicalHeaderKey(k))
+		for _, v := range req.Header[k] {
+			b.WriteByte(1)
+			b.WriteString(v)
+		}
+		b.WriteByte(2)
+	}
+	b.WriteByte(0)
+	b.WriteString(req.OperationName)
+	b.WriteByte(0)
+	b.WriteString(req.Query)
+	b.WriteByte(0)
+	b.Write(canonicalJSON(req.Variables))
+	return b.String()
+}
+
+// canonicalJSON re-encodes a JSON value with sorted object keys and numbers
+// as written, so that equal variables give equal keys; input that does not
+// decode is returned as is.
+func canonicalJSON(raw json.RawMessage) []byte {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	queryDuration *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
+	livePolls     *prometheus.CounterVec
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -31,13 +32,13 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "fireboom_open_streams", Help: "Open client streams by operation and mode.",
 		}, []string{"operation", "mode"}),
 		streamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fireboom_stream_ends_total", Help: "Client streams ended, by reason (done, error, client-gone, slow-consumer, expired, shutdown, lifetime, write-failed).",
+			Name: "fireboom_stream_ends_total", Help: "Client streams ended, by reason (done, error, client-gone, slow-consumer, expired, shutdown, lifetime, write-failed, reloaded, removed).",
 		}, []string{"reason"}),
 		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fireboom_events_out_total", Help: "Events written to client streams.",
 		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fireboom_auth_failures_total", Help: "Requests answered 401, by reason.",
+			Name: "fireboom_auth_failures_total", Help: "Requests refused by authentication (401, by reason) or authorization (403, reason forbidden).",
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fireboom_streams_rejected_total", Help: "Streams refused by a limit (gateway: 503, identity: 429).",
@@ -47,7 +48,10 @@ func newMetrics(g *Gateway) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"operation", "kind"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fireboom_reloads_total", Help: "Operation reloads, by result (ok, failed).",
+			Name: "fireboom_reloads_total", Help: "Operation reloads (file change or SIGHUP), by result: ok, or failed when a file did not compile or the folder could not be read.",
+		}, []string{"result"}),
+		livePolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fireboom_live_polls_total", Help: "Live query polls of the upstream, by result (changed, unchanged, failed).",
 		}, []string{"result"}),
 	}
 	hubGauge := func(name, help string, f func() float64) prometheus.Collector {
@@ -58,11 +62,14 @@ func newMetrics(g *Gateway) *metrics {
 	}
 	m.reg.MustRegister(
 		m.openStreams, m.streamEnds, m.eventsOut, m.authFailures, m.rejected, m.queryDuration, m.reloads,
+		m.livePolls, hubGauge("fireboom_live_pollers", "Running live query pollers (one per distinct upstream request).", func() float64 { return float64(g.pollers.Stats().Pollers) }),
 		hubGauge("fireboom_upstream_connections", "Open upstream WebSocket connections.", func() float64 { return float64(g.hub.Stats().Connections) }),
 		hubGauge("fireboom_upstream_subscriptions", "Live upstream subscriptions (after deduplication).", func() float64 { return float64(g.hub.Stats().Subscriptions) }),
 		hubCounter("fireboom_upstream_events_total", "Events received from upstream subscriptions.", func() float64 { return float64(g.hub.Stats().EventsIn) }),
 		hubCounter("fireboom_slow_consumer_cutoffs_total", "Client streams cut off because their queue overflowed.", func() float64 { return float64(g.hub.Stats().Cut) }),
 		hubCounter("fireboom_slow_consumer_drops_total", "Events dropped from full client queues (drop-oldest policy).", func() float64 { return float64(g.hub.Stats().Dropped) }),
+		hubCounter("fireboom_upstream_reconnects_total", "Upstream WebSocket connections re-established after they dropped.", func() float64 { return float64(g.hub.Stats().Reconnects) }),
+		operationsGauge(g, "served"), operationsGauge(g, "failed"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -76,3 +83,18 @@ func (m *metrics) handler() http.Handler {
 // eventOut counts one event written to a client. It is on the hot path:
 // a single atomic add.
 func (m *metrics) eventOut(*event.Event) { m.eventsOut.Inc() }
+
+// operationsGauge reports the operations served, or the files that failed
+// to load, in the current registry.
+func operationsGauge(g *Gateway, state string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fireboom_operations", Help: "Operations in the current registry: served, or failed (files not served or kept at their last good version).",
+		ConstLabels: prometheus.Labels{"state": state},
+	}, func() float64 {
+		served, failed := g.OperationCount()
+		if state == "served" {
+			return float64(served)
+		}
+		return float64(failed)
+	})
+}

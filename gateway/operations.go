@@ -36,8 +36,11 @@ func (g *Gateway) handleOperation(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c, aerr := g.prepare(w, r)
 	if aerr != nil {
-		if aerr.Code == codeUnauthorized {
+		switch aerr.Code {
+		case codeUnauthorized:
 			g.met.authFailures.WithLabelValues(aerr.reason()).Inc()
+		case codeForbidden:
+			g.met.authFailures.WithLabelValues("forbidden").Inc()
 		}
 		aerr.write(w)
 		return
@@ -92,7 +95,7 @@ func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint
 		}
 		return ep.VariablesFromQuery(q, g.reserved)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Limits.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.settings().Limits.MaxBodyBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func variablesError(err error) *apiError {
 	case errors.As(err, &tooLarge):
 		return newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than limits.maxBodyBytes")
 	case errors.Is(err, operation.ErrClaimMissing):
-		return unauthorized("", "the token lacks a claim this operation needs")
+		return claimMissing()
 	case errors.As(err, &input):
 		e := newError(http.StatusBadRequest, codeInput, input.Message)
 		e.Errors = input.Errors
@@ -159,7 +162,7 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 		Dedup:       c.ep.dedup,
 		ReplayLast:  c.ep.replayLast,
 		LastEventID: lastEventID(r),
-		Queue:       g.queue,
+		Queue:       g.queueLimits(),
 	})
 	cancel()
 	if err != nil {
@@ -175,8 +178,14 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
 		return
 	}
-	defer sub.Close()
-	g.streamTo(w, r, c, mode, sub.Queue())
+	switch g.streamTo(w, r, c, mode, sub.Queue()) {
+	case sse.ReasonLifetime, sse.ReasonSlowConsumer:
+		// The gateway ended the stream and the client is expected back
+		// at once: keep the upstream subscription for its resume.
+		sub.Suspend()
+	default:
+		sub.Close()
+	}
 }
 
 func lastEventID(r *http.Request) string {

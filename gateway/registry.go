@@ -33,6 +33,7 @@ type endpoint struct {
 // registry is an immutable snapshot of the loaded operations; a reload
 // swaps in a new one.
 type registry struct {
+	dir       string      // the operations folder it was loaded from
 	schema    *ast.Schema // nil while the upstream schema is unknown
 	endpoints map[string]*endpoint
 	// pending names operation files found on disk while the schema is
@@ -55,7 +56,7 @@ func (r *registry) sorted() []*endpoint {
 // buildRegistry loads every operation under dir against schema. With a nil
 // schema it only lists the operation names, which answer 502 meanwhile.
 func buildRegistry(dir string, schema *ast.Schema, settings map[string]config.Operation) *registry {
-	reg := &registry{schema: schema, endpoints: map[string]*endpoint{}, loadedAt: time.Now()}
+	reg := &registry{dir: dir, schema: schema, endpoints: map[string]*endpoint{}, loadedAt: time.Now()}
 	if schema == nil {
 		reg.pending = pendingNames(dir)
 		return reg
@@ -151,13 +152,26 @@ func (g *Gateway) loadSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.install(buildRegistry(g.cfg.OperationsDir, schema, g.cfg.Operations))
+	// The build and the swap happen under reloadMu so that a concurrent
+	// Reload cannot install a registry built without this schema.
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.installLocked(buildRegistry(g.cfg.OperationsDir, schema, g.settings().Operations))
 	return nil
 }
 
 // install swaps in a registry and logs what it holds.
 func (g *Gateway) install(reg *registry) {
-	g.reg.Store(reg)
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.installLocked(reg)
+}
+
+// installLocked swaps in a registry, ending the streams of operations it
+// changes or drops (see swapLocked), and logs what it holds. g.reloadMu
+// is held.
+func (g *Gateway) installLocked(reg *registry) {
+	g.swapLocked(reg)
 	for _, p := range reg.problems {
 		g.log.Error("operation not served", "problem", p.String())
 	}

@@ -22,7 +22,7 @@ type streamLimits struct {
 // (this identity has too many), both with Retry-After. The returned
 // release must be called when the stream ends.
 func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(), _ *apiError) {
-	s := g.cfg.Subscriptions
+	s := g.settings().Subscriptions
 	key := "ip:" + clientIP(r)
 	if id != nil && id.Subject != "" {
 		key = "sub:" + id.Subject
@@ -66,14 +66,16 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// streamTo writes one client's stream until it ends, counting it.
-func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue) {
+// streamTo writes one client's stream until it ends, counting it, and
+// reports why it ended (an sse.Reason).
+func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue) string {
+	set := g.settings().Subscriptions
 	opt := sse.Options{
 		Mode:         mode,
-		Heartbeat:    g.cfg.Subscriptions.Heartbeat.D(),
-		WriteTimeout: g.cfg.Subscriptions.WriteTimeout.D(),
+		Heartbeat:    set.Heartbeat.D(),
+		WriteTimeout: set.WriteTimeout.D(),
 		Shutdown:     g.shutdown,
-		MaxLifetime:  jitter(g.cfg.Subscriptions.MaxLifetime.D()),
+		MaxLifetime:  jitter(set.MaxLifetime.D()),
 		OnEvent:      g.met.eventOut,
 	}
 	if c.id != nil {
@@ -83,7 +85,13 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 	open := g.met.openStreams.WithLabelValues(c.ep.Name, modeName)
 	open.Inc()
 	g.streams.Add(1)
+	// A reload that changes or removes the operation ends the stream
+	// through q (see track).
+	ts := g.track(c.ep, q)
 	res := sse.Serve(w, r, q, opt)
+	if by := g.untrack(ts); by != "" && res.Reason == sse.ReasonError {
+		res.Reason = by
+	}
 	g.streams.Add(-1)
 	open.Dec()
 	g.met.streamEnds.WithLabelValues(res.Reason).Inc()
@@ -93,6 +101,7 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 		level = g.log.Warn
 	}
 	level("stream ended", "operation", c.ep.Name, "mode", modeName, "reason", res.Reason, "events", res.Events)
+	return res.Reason
 }
 
 func modeLabel(m sse.Mode) string {

@@ -10,7 +10,7 @@
 // X-Accel-Buffering: no; headers are flushed before the first event):
 //
 //	Next       id: <ID>\ndata: <Data>\n\n   (no id line when ID is empty)
-//	Gap        event: gap\ndata: <Data>\n\n   (the stream goes on)
+//	Gap        id: <ID>\nevent: gap\ndata: <Data>\n\n   (no id line when ID is empty; the stream goes on)
 //	Error      data: <Data>\n\nevent: done\ndata: done\n\n
 //	Done       event: done\ndata: done\n\n
 //	heartbeat  :\n\n

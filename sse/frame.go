@@ -32,6 +32,11 @@ func appendSSE(b []byte, e *event.Event) []byte {
 		b = appendData(b, e.Data)
 		return append(b, '\n')
 	case event.Gap:
+		if e.ID != "" && !hasNewline(e.ID) {
+			b = append(b, "id: "...)
+			b = append(b, e.ID...)
+			b = append(b, '\n')
+		}
 		b = append(b, "event: gap\n"...)
 		b = appendData(b, e.Data)
 		return append(b, '\n')

@@ -19,7 +19,7 @@ func TestAppendSSE(t *testing.T) {
 		{"id with newline is dropped", &event.Event{Kind: event.Next, ID: "a\nb", Data: []byte(`1`)}, "data: 1\n\n"},
 		{"multi-line data", &event.Event{Kind: event.Next, ID: "2", Data: []byte("{\n\"a\": 1\r\n,\r\"b\":2}\n")}, "id: 2\ndata: {\ndata: \"a\": 1\ndata: ,\ndata: \"b\":2}\ndata: \n\n"},
 		{"empty data", &event.Event{Kind: event.Next}, "data: \n\n"},
-		{"gap", event.NewGap(event.GapData{Missed: 3, LastEventID: "x:9", Reason: "slow-consumer"}), "event: gap\ndata: {\"missed\":3,\"lastEventId\":\"x:9\",\"reason\":\"slow-consumer\"}\n\n"},
+		{"gap", event.NewGap(event.GapData{Missed: 3, LastEventID: "x:9", Reason: "slow-consumer"}), "id: x:9\nevent: gap\ndata: {\"missed\":3,\"lastEventId\":\"x:9\",\"reason\":\"slow-consumer\"}\n\n"},
 		{"error", event.NewError("Boom", "bad"), "data: {\"errors\":[{\"message\":\"bad\",\"extensions\":{\"code\":\"Boom\"}}]}\n\nevent: done\ndata: done\n\n"},
 		{"done", event.DoneEvent, "event: done\ndata: done\n\n"},
 	}

@@ -57,7 +57,7 @@ type Options struct {
 const (
 	ReasonDone         = "done"          // the upstream completed (or Once delivered its result)
 	ReasonError        = "error"         // an Error event ended the stream
-	ReasonSlowConsumer = "slow-consumer" // the queue cut the client off
+	ReasonSlowConsumer = "slow-consumer" // the queue cut the client off (also when the write then failed)
 	ReasonClientGone   = "client-gone"   // the request context ended
 	ReasonExpired      = "expired"       // the token expired
 	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
@@ -122,6 +122,11 @@ func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) 
 	}
 	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE}
 	res := s.run(r.Context(), q)
+	if res.Reason == ReasonWriteFailed && q.Overflowed() {
+		// The client stopped reading: the write blocked until its deadline
+		// while the queue overflowed behind it. That is a slow consumer.
+		res.Reason = ReasonSlowConsumer
+	}
 	// The last deadline stays in force while net/http finishes the
 	// response; the server clears it before reading the next request on a
 	// kept-alive connection.

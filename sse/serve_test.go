@@ -131,7 +131,7 @@ func TestSSEEventsAndDone(t *testing.T) {
 
 	want := "id: s1:1\ndata: " + result1 + "\n\n" +
 		"data: " + result2 + "\n\n" +
-		"event: gap\ndata: {\"missed\":2,\"lastEventId\":\"s1:3\",\"reason\":\"slow-consumer\"}\n\n" +
+		"id: s1:3\nevent: gap\ndata: {\"missed\":2,\"lastEventId\":\"s1:3\",\"reason\":\"slow-consumer\"}\n\n" +
 		"id: s1:4\ndata: {\"a\":\ndata: 1}\n\n" +
 		doneBytes
 	if got := readAll(t, resp.Body); got != want {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,11 +29,17 @@ func (e *errConnError) Error() string { return "upstream sent connection_error" 
 
 var errKeepAlive = errors.New("upstream: no frame within the keepalive timeout")
 
-// conn is one upstream WebSocket connection. Its run goroutine (owned by
-// the hub's WaitGroup) dials, waits for connection_ack, reads every frame,
-// and on the way out fails whatever subscriptions are left; a keeper
-// goroutine (owned by run) sends pings, watches liveness and idleness, and
-// performs the normal close.
+// conn is one upstream connection identity (URL, headers, init payload)
+// carrying up to MaxOperationsPerConnection subscriptions. It lives across
+// WebSocket sessions: when a session drops without the gateway asking, the
+// conn reconnects (see reconnect.go) and re-sends its subscriptions on the
+// new session, so the shared subscriptions and their client queues stay.
+//
+// Its run goroutine (owned by the hub's WaitGroup) dials, waits for
+// connection_ack, reads every frame, reconnects, and on the way out fails
+// whatever subscriptions are left; a keeper goroutine per session (owned
+// by run) sends pings, watches liveness and idleness, releases held
+// completes, and performs the normal close.
 type conn struct {
 	h      *Hub
 	no     uint64 // for logs
@@ -40,23 +47,15 @@ type conn struct {
 	header http.Header
 	init   json.RawMessage
 
-	ctx      context.Context // cancelled to close the connection normally
-	cancel   context.CancelFunc
-	ready    chan struct{} // closed after connection_ack; ws and ex are set
-	done     chan struct{} // closed once the connection is finished
-	readDone chan struct{}
-	kick     chan struct{} // operation count changed: re-arm the idle timer
+	ctx    context.Context // cancelled to close the connection normally
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the connection is finished
+	kick   chan struct{} // operation count changed: re-arm the idle timer
 
-	ws         *websocket.Conn
-	ex         exchanger
-	readCtx    context.Context
-	readCancel context.CancelFunc
-	lastRead   atomic.Int64 // unix nanos of the last inbound frame
-	lastKA     atomic.Int64 // unix nanos of the last legacy "ka"; 0 = never
-	kaGap      atomic.Int64 // observed interval between legacy "ka"s
-
-	killOnce sync.Once
-	killErr  error
+	smu    sync.Mutex
+	sess   *session      // the acknowledged session; nil while (re)connecting
+	up     chan struct{} // closed while sess is set; replaced when it is lost
+	sessNo uint64        // sessions opened so far
 
 	// guarded by h.mu
 	ops     map[string]*shared
@@ -64,13 +63,41 @@ type conn struct {
 	closing bool // no new operations; closes when idle
 }
 
+// session is one WebSocket of a conn, from connection_ack until it is lost.
+type session struct {
+	c          *conn
+	no         uint64 // 1 for the conn's first session, one more per reconnect
+	ws         *websocket.Conn
+	ex         exchanger
+	readCtx    context.Context
+	readCancel context.CancelFunc
+	readDone   chan struct{}
+	started    time.Time
+	lastRead   atomic.Int64 // unix nanos of the last inbound frame
+	lastKA     atomic.Int64 // unix nanos of the last legacy "ka"; 0 = never
+	kaGap      atomic.Int64 // observed interval between legacy "ka"s
+
+	killOnce sync.Once
+	killErr  error
+
+	// held are the upstream's completes waiting out CompleteGrace.
+	hmu   sync.Mutex
+	held  []heldComplete
+	hkick chan struct{}
+}
+
+// heldComplete is a complete frame not yet passed on to clients.
+type heldComplete struct {
+	s  *shared
+	at time.Time // when it is passed on
+}
+
 func newConn(h *Hub, no uint64, key string, hdr http.Header, init json.RawMessage) *conn {
 	ctx, cancel := context.WithCancel(h.ctx)
-	rctx, rcancel := context.WithCancel(context.Background())
 	return &conn{
 		h: h, no: no, key: key, header: hdr, init: init,
-		ctx: ctx, cancel: cancel, readCtx: rctx, readCancel: rcancel,
-		ready: make(chan struct{}), done: make(chan struct{}), readDone: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), up: make(chan struct{}),
 		kick: make(chan struct{}, 1), ops: map[string]*shared{},
 	}
 }
@@ -82,36 +109,113 @@ func (c *conn) kickIdle() {
 	}
 }
 
+// session returns the live session, or nil while (re)connecting.
+func (c *conn) session() *session {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.sess
+}
+
+// upChan is closed while a session is live; a waiter captures it before
+// looking at the session, then waits on it.
+func (c *conn) upChan() <-chan struct{} {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.up
+}
+
+func (c *conn) activate(sess *session) {
+	c.smu.Lock()
+	c.sess = sess
+	close(c.up)
+	c.smu.Unlock()
+}
+
+func (c *conn) deactivate(sess *session) {
+	c.smu.Lock()
+	if c.sess == sess {
+		c.sess = nil
+		c.up = make(chan struct{})
+	}
+	c.smu.Unlock()
+}
+
+// sendStop completes subscription id upstream, when the session it was
+// subscribed on (number on) is still the live one.
+func (c *conn) sendStop(id string, on uint64) {
+	if sess := c.session(); sess != nil && sess.no == on {
+		sess.write(sess.ex.stopFrame(id))
+	}
+}
+
 func (c *conn) run() {
 	defer c.h.wg.Done()
 	defer c.cancel()
-	defer c.readCancel()
-	err := c.handshake()
+	sess, err := c.handshake(c.h.cfg.InitTimeout)
 	if err != nil {
 		c.h.log.Warn("upstream connection failed", "conn", c.no, "err", err)
 		c.finish(err)
 		return
 	}
-	c.h.log.Debug("upstream connected", "conn", c.no, "subprotocol", c.ex.name())
-	close(c.ready)
+	c.h.log.Debug("upstream connected", "conn", c.no, "subprotocol", sess.ex.name())
+	attempt := 0
+	for {
+		err = c.serve(sess)
+		held := sess.takeHeld()
+		if !c.shouldReconnect(err) {
+			// The upstream completed these just before the end: pass it on.
+			for _, hc := range held {
+				hc.s.end(event.DoneEvent, nil)
+			}
+			c.finish(err)
+			return
+		}
+		// A session that did not last is a flapping upstream: keep
+		// backing off instead of starting again at the shortest delay.
+		if time.Since(sess.started) >= reconnectMax {
+			attempt = 0
+		}
+		sess, attempt, err = c.reconnect(err, attempt)
+		if err != nil {
+			c.finish(err)
+			return
+		}
+	}
+}
+
+// serve runs one acknowledged session until it is lost and returns why.
+func (c *conn) serve(sess *session) error {
+	c.activate(sess)
+	if sess.no > 1 {
+		c.resubscribe(sess)
+		if f := c.h.cfg.OnReconnect; f != nil {
+			f()
+		}
+	}
 	var kwg sync.WaitGroup
 	kwg.Add(1)
 	go func() {
 		defer kwg.Done()
-		c.keep()
+		sess.keep()
 	}()
-	err = c.readLoop()
-	close(c.readDone)
-	c.finish(err)
+	err := sess.readLoop()
+	close(sess.readDone)
+	c.deactivate(sess)
 	kwg.Wait()
-	_ = c.ws.CloseNow()
+	_ = sess.ws.CloseNow()
+	sess.readCancel()
+	sess.killOnce.Do(func() {})
+	if sess.killErr != nil {
+		err = sess.killErr
+	}
+	return err
 }
 
 // handshake dials, sends connection_init and waits for connection_ack,
-// all within InitTimeout. Every error wraps ErrUnavailable.
-func (c *conn) handshake() error {
+// all within timeout. Every error wraps ErrUnavailable.
+func (c *conn) handshake(timeout time.Duration) (*session, error) {
 	cfg := &c.h.cfg
-	ctx, cancel := context.WithTimeout(c.ctx, cfg.InitTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, cfg.URL, &websocket.DialOptions{
 		HTTPClient:   cfg.HTTPClient,
@@ -119,52 +223,72 @@ func (c *conn) handshake() error {
 		Subprotocols: offeredProtocols,
 	})
 	if err != nil {
-		return fmt.Errorf("%w: dial: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: dial: %w", ErrUnavailable, err)
 	}
 	ws.SetReadLimit(cfg.MaxFrameBytes)
-	c.ws, c.ex = ws, exchangerFor(ws.Subprotocol())
-	fail := func(format string, args ...any) error {
+	ex := exchangerFor(ws.Subprotocol())
+	fail := func(format string, args ...any) (*session, error) {
 		_ = ws.CloseNow()
-		return fmt.Errorf("%w: "+format, append([]any{ErrUnavailable}, args...)...)
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrUnavailable}, args...)...)
 	}
-	if err := ws.Write(ctx, websocket.MessageText, c.ex.initFrame(c.init)); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, ex.initFrame(c.init)); err != nil {
 		return fail("write connection_init: %w", err)
 	}
 	for {
 		_, b, err := ws.Read(ctx)
 		if err != nil {
 			if ctx.Err() != nil && c.ctx.Err() == nil {
-				return fail("no connection_ack within %s", cfg.InitTimeout)
+				return fail("no connection_ack within %s", timeout)
 			}
 			return fail("closed before connection_ack: %w", err)
 		}
-		m, err := c.ex.decode(b)
+		m, err := ex.decode(b)
 		if err != nil {
 			return fail("%w", err)
 		}
 		switch m.kind {
 		case msgAck:
-			c.lastRead.Store(time.Now().UnixNano())
-			return nil
+			// readFrame applies the limit itself, frame by frame, so that
+			// one oversized result does not cost the whole connection.
+			ws.SetReadLimit(-1)
+			c.smu.Lock()
+			c.sessNo++
+			no := c.sessNo
+			c.smu.Unlock()
+			rctx, rcancel := context.WithCancel(context.Background())
+			sess := &session{
+				c: c, no: no, ws: ws, ex: ex, readCtx: rctx, readCancel: rcancel,
+				readDone: make(chan struct{}), started: time.Now(), hkick: make(chan struct{}, 1),
+			}
+			sess.lastRead.Store(time.Now().UnixNano())
+			return sess, nil
 		case msgConnError:
-			return fail("connection_error: %s", truncate(c.ex.errorData(m.payload), 200))
+			return fail("connection_error: %s", truncate(ex.errorData(m.payload), 200))
 		case msgPing:
-			if err := ws.Write(ctx, websocket.MessageText, c.ex.pongFrame()); err != nil {
+			if err := ws.Write(ctx, websocket.MessageText, ex.pongFrame()); err != nil {
 				return fail("write pong: %w", err)
 			}
 		}
 	}
 }
 
-func (c *conn) readLoop() error {
+func (sess *session) readLoop() error {
+	c := sess.c
+	var buf bytes.Buffer
 	for {
-		_, b, err := c.ws.Read(c.readCtx)
+		b, over, err := sess.readFrame(&buf)
+		if over != nil {
+			c.tooLarge(sess, over)
+		}
 		if err != nil {
 			return err
 		}
+		if over != nil {
+			continue
+		}
 		now := time.Now().UnixNano()
-		c.lastRead.Store(now)
-		m, err := c.ex.decode(b)
+		sess.lastRead.Store(now)
+		m, err := sess.ex.decode(b)
 		if err != nil {
 			c.h.log.Debug("upstream sent an undecodable frame", "conn", c.no, "err", err)
 			continue
@@ -177,21 +301,38 @@ func (c *conn) readLoop() error {
 			}
 		case msgError:
 			if s := c.op(m.id); s != nil {
-				s.end(&event.Event{Kind: event.Error, Data: c.ex.errorData(m.payload)}, nil)
+				s.end(&event.Event{Kind: event.Error, Data: sess.ex.errorData(m.payload)}, nil)
 			}
 		case msgComplete:
 			if s := c.op(m.id); s != nil {
-				s.end(event.DoneEvent, nil)
+				sess.holdComplete(s)
 			}
 		case msgPing:
-			c.write(c.ex.pongFrame())
+			sess.write(sess.ex.pongFrame())
 		case msgKeepAlive:
-			if prev := c.lastKA.Swap(now); prev != 0 {
-				c.kaGap.Store(now - prev)
+			if prev := sess.lastKA.Swap(now); prev != 0 {
+				sess.kaGap.Store(now - prev)
 			}
 		case msgConnError:
-			return &errConnError{data: c.ex.errorData(m.payload)}
+			return &errConnError{data: sess.ex.errorData(m.payload)}
 		}
+	}
+}
+
+// frameTooLarge ends a subscription whose result passed MaxFrameBytes.
+var frameTooLarge = event.NewError("UpstreamFrameTooLarge", "the upstream sent a frame larger than the gateway accepts")
+
+// tooLarge ends the one subscription an oversized frame belonged to (and
+// completes it upstream); the others on the connection go on.
+func (c *conn) tooLarge(sess *session, over *oversized) {
+	s := c.op(over.id)
+	c.h.log.Warn("upstream frame over the read limit", "conn", c.no, "bytes", over.size,
+		"limit", c.h.cfg.MaxFrameBytes, "type", over.typ, "known", s != nil)
+	if s == nil {
+		return
+	}
+	if on := s.end(frameTooLarge, nil); on == sess.no {
+		sess.write(sess.ex.stopFrame(s.id))
 	}
 }
 
@@ -202,23 +343,88 @@ func (c *conn) op(id string) *shared {
 	return s
 }
 
+// holdComplete passes the upstream's complete on after CompleteGrace,
+// unless the session is lost first: a server shutting down (gqlgen, for
+// one) completes every subscription just before it closes, and those
+// subscriptions are to be resumed on the next session, not ended.
+func (sess *session) holdComplete(s *shared) {
+	grace := sess.c.h.cfg.CompleteGrace
+	if grace <= 0 {
+		s.end(event.DoneEvent, nil)
+		return
+	}
+	sess.hmu.Lock()
+	sess.held = append(sess.held, heldComplete{s: s, at: time.Now().Add(grace)})
+	sess.hmu.Unlock()
+	select {
+	case sess.hkick <- struct{}{}:
+	default:
+	}
+}
+
+// releaseHeld ends the held subscriptions that are due and returns when
+// the next one is (zero when none is left).
+func (sess *session) releaseHeld(now time.Time) time.Time {
+	sess.hmu.Lock()
+	var due []*shared
+	keep := sess.held[:0]
+	for _, hc := range sess.held {
+		if now.Before(hc.at) {
+			keep = append(keep, hc)
+		} else {
+			due = append(due, hc.s)
+		}
+	}
+	clear(sess.held[len(keep):])
+	sess.held = keep
+	var next time.Time
+	if len(keep) > 0 {
+		next = keep[0].at
+	}
+	sess.hmu.Unlock()
+	for _, s := range due {
+		s.end(event.DoneEvent, nil)
+	}
+	return next
+}
+
+func (sess *session) takeHeld() []heldComplete {
+	sess.hmu.Lock()
+	defer sess.hmu.Unlock()
+	h := sess.held
+	sess.held = nil
+	return h
+}
+
 // keep runs beside the reader: pings and liveness every KeepAlive, the idle
-// timer, and the normal close when c.ctx is cancelled.
-func (c *conn) keep() {
+// timer, held completes, and the normal close when c.ctx is cancelled.
+func (sess *session) keep() {
+	c := sess.c
 	cfg := &c.h.cfg
 	tick := time.NewTicker(cfg.KeepAlive)
 	defer tick.Stop()
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	defer idle.Stop()
+	held := time.NewTimer(time.Hour)
+	held.Stop()
+	defer held.Stop()
 	c.kickIdle() // arm at once if nothing is left to carry
 	for {
 		select {
-		case <-c.readDone:
+		case <-sess.readDone:
 			return
 		case <-c.ctx.Done():
-			c.closeNormally()
+			sess.closeNormally()
 			return
+		case <-sess.hkick:
+			if next := sess.releaseHeld(time.Now()); !next.IsZero() {
+				held.Reset(time.Until(next))
+			}
+		case now := <-held.C:
+			if next := sess.releaseHeld(now); !next.IsZero() {
+				held.Reset(time.Until(next))
+			}
 		case <-c.kick:
 			c.h.mu.RLock()
 			n := len(c.ops)
@@ -239,24 +445,24 @@ func (c *conn) keep() {
 			h.mu.Unlock()
 			if closing {
 				h.log.Debug("upstream connection idle, closing", "conn", c.no)
-				c.closeNormally()
+				sess.closeNormally()
 				return
 			}
 		case now := <-tick.C:
-			silent := time.Duration(now.UnixNano() - c.lastRead.Load())
+			silent := time.Duration(now.UnixNano() - sess.lastRead.Load())
 			limit := 2 * cfg.KeepAlive
-			if c.lastKA.Load() != 0 {
-				limit = max(limit, 3*time.Duration(c.kaGap.Load()))
+			if sess.lastKA.Load() != 0 {
+				limit = max(limit, 3*time.Duration(sess.kaGap.Load()))
 			}
-			if ping := c.ex.pingFrame(); ping != nil {
+			if ping := sess.ex.pingFrame(); ping != nil {
 				if silent > limit {
-					c.kill(errKeepAlive)
+					sess.kill(errKeepAlive)
 					return
 				}
-				c.write(ping)
-			} else if c.lastKA.Load() != 0 && silent > limit {
+				sess.write(ping)
+			} else if sess.lastKA.Load() != 0 && silent > limit {
 				// Legacy servers that never sent "ka" may be silent forever.
-				c.kill(errKeepAlive)
+				sess.kill(errKeepAlive)
 				return
 			}
 		}
@@ -266,42 +472,37 @@ func (c *conn) keep() {
 // closeNormally says goodbye (connection_terminate in graphql-ws) and
 // closes with 1000, dropping the connection if the server doesn't answer
 // within closeGrace.
-func (c *conn) closeNormally() {
-	if t := c.ex.terminateFrame(); t != nil {
-		c.write(t)
+func (sess *session) closeNormally() {
+	if t := sess.ex.terminateFrame(); t != nil {
+		sess.write(t)
 	}
-	force := time.AfterFunc(closeGrace, c.readCancel)
-	_ = c.ws.Close(websocket.StatusNormalClosure, "")
+	force := time.AfterFunc(closeGrace, sess.readCancel)
+	_ = sess.ws.Close(websocket.StatusNormalClosure, "")
 	force.Stop()
 }
 
-// kill drops the connection at once; the reader then fails every
-// subscription with err.
-func (c *conn) kill(err error) {
-	c.killOnce.Do(func() { c.killErr = err })
-	c.readCancel()
+// kill drops the session at once; the reader then returns err.
+func (sess *session) kill(err error) {
+	sess.killOnce.Do(func() { sess.killErr = err })
+	sess.readCancel()
 }
 
 // write sends one frame, ignoring failure (the reader notices a broken
 // connection).
-func (c *conn) write(b []byte) {
-	if err := c.writeErr(b); err != nil {
-		c.h.log.Debug("upstream write failed", "conn", c.no, "err", err)
+func (sess *session) write(b []byte) {
+	if err := sess.writeErr(b); err != nil {
+		sess.c.h.log.Debug("upstream write failed", "conn", sess.c.no, "err", err)
 	}
 }
 
-func (c *conn) writeErr(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
+func (sess *session) writeErr(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sess.c.h.cfg.WriteTimeout)
 	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	return sess.ws.Write(ctx, websocket.MessageText, b)
 }
 
 // finish takes the connection out of the hub and ends what it carried.
 func (c *conn) finish(err error) {
-	c.killOnce.Do(func() {})
-	if c.killErr != nil {
-		err = c.killErr
-	}
 	h := c.h
 	h.mu.Lock()
 	if !c.closing {
@@ -318,11 +519,14 @@ func (c *conn) finish(err error) {
 
 	var final *event.Event
 	var ce *errConnError
+	var rt *errReconnectTimeout
 	switch {
 	case errors.As(err, &ce):
 		final = &event.Event{Kind: event.Error, Data: ce.data}
+	case errors.As(err, &rt):
+		final = event.NewError("UpstreamUnavailable", fmt.Sprintf("the upstream connection was lost and did not come back within %s", rt.after))
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		final = event.NewError("UpstreamFrameTooLarge", "the upstream sent a frame larger than the gateway accepts")
+		final = frameTooLarge
 	default:
 		final = event.NewError("UpstreamUnavailable", "the upstream connection was lost")
 	}

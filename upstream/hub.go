@@ -39,6 +39,9 @@ const (
 	DefaultReplayBuffer               = 256
 	DefaultMaxFrameBytes              = 8 << 20
 	DefaultWriteTimeout               = 10 * time.Second
+	DefaultReconnectTimeout           = 30 * time.Second
+	DefaultCompleteGrace              = 100 * time.Millisecond
+	DefaultResumeHold                 = 5 * time.Second
 )
 
 // HubConfig configures a Hub. A zero field takes its default.
@@ -67,6 +70,31 @@ type HubConfig struct {
 	MaxFrameBytes int64
 	// WriteTimeout bounds each frame written upstream (default 10s).
 	WriteTimeout time.Duration
+	// ResumeHold is how long a shared subscription outlives its last
+	// client when that client was cut off as a slow consumer or suspended
+	// (Subscription.Suspend: the gateway ended its stream at the lifetime
+	// cap), so that its reconnect resumes from the replay ring (default
+	// 5s; negative: complete at once).
+	ResumeHold time.Duration
+	// ReconnectTimeout is how long a connection that dropped without the
+	// gateway asking is re-dialled (exponential backoff from 100ms to 5s,
+	// with jitter) before its subscriptions end with UpstreamUnavailable
+	// (default 30s; negative: never reconnect, end them at once). Its
+	// subscriptions are re-sent on the new connection with the same shared
+	// subscriptions and client queues; each client is told once with an
+	// event.Gap of reason "reconnected", and event ids go on.
+	ReconnectTimeout time.Duration
+	// CompleteGrace holds an upstream complete this long before the
+	// clients see it (default 100ms; negative: none). A server shutting
+	// down may complete every subscription just before it closes (gqlgen
+	// does); when the connection drops within the grace those
+	// subscriptions are resumed after the reconnect instead of ended.
+	CompleteGrace time.Duration
+	// OnReconnect, if set, is called after a connection was re-established
+	// and its subscriptions re-sent (for example to fetch the upstream
+	// schema again). It runs on the connection's goroutine: it must not
+	// block.
+	OnReconnect func()
 	// HTTPClient dials the WebSocket; nil means http.DefaultClient.
 	HTTPClient *http.Client
 	// Logger receives connection-level logs; nil means none. Header values
@@ -83,10 +111,11 @@ type HubStats struct {
 	EventsOut     int64 // events pushed into client queues
 	Cut           int64 // clients cut off as slow consumers (or found closed)
 	Dropped       int64 // pushes that dropped older events (DropOldest)
+	Reconnects    int64 // lost connections re-established (see ReconnectTimeout)
 }
 
 type counters struct {
-	conns, subs, clients, in, out, cut, dropped atomic.Int64
+	conns, subs, clients, in, out, cut, dropped, reconnects atomic.Int64
 }
 
 // SubscribeOptions tune one client's subscription.
@@ -155,6 +184,15 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = DefaultReconnectTimeout
+	}
+	if cfg.CompleteGrace == 0 {
+		cfg.CompleteGrace = DefaultCompleteGrace
+	}
+	if cfg.ResumeHold == 0 {
+		cfg.ResumeHold = DefaultResumeHold
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -176,6 +214,7 @@ func (h *Hub) Stats() HubStats {
 	return HubStats{
 		Connections: h.st.conns.Load(), Subscriptions: h.st.subs.Load(), Clients: h.st.clients.Load(),
 		EventsIn: h.st.in.Load(), EventsOut: h.st.out.Load(), Cut: h.st.cut.Load(), Dropped: h.st.dropped.Load(),
+		Reconnects: h.st.reconnects.Load(),
 	}
 }
 
@@ -183,7 +222,10 @@ func (h *Hub) Stats() HubStats {
 // once the connection is acknowledged and the subscribe frame written (or a
 // live identical subscription joined), so the caller can still answer an
 // error status; the error wraps ErrUnavailable when the upstream can't be
-// reached or rejected connection_init, and ctx cancels the wait.
+// reached or rejected connection_init, and ctx cancels the wait. When the
+// connection it would use is being re-established after a drop, it waits
+// for that (bounded by ctx), so that a client arriving during a short
+// upstream restart gets its stream instead of an error.
 func (h *Hub) Subscribe(ctx context.Context, req Request, opt SubscribeOptions) (*Subscription, error) {
 	body, err := req.body()
 	if err != nil {
@@ -260,6 +302,18 @@ func (h *Hub) connForLocked(key string, hdr http.Header, init json.RawMessage) (
 	return c, nil
 }
 
+// background counts a timer callback in h.wg, unless the hub is closing;
+// the callback then calls h.wg.Done.
+func (h *Hub) background() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
 // unlistConnLocked stops c from taking new operations. h.mu is held.
 func (h *Hub) unlistConnLocked(c *conn) {
 	list := h.conns[c.key]
@@ -325,8 +379,8 @@ func (h *Hub) Close() error {
 	}
 	h.mu.Unlock()
 	for _, s := range all {
-		if s.end(event.DoneEvent, nil) {
-			s.c.write(s.c.ex.stopFrame(s.id))
+		if on := s.end(event.DoneEvent, nil); on != 0 {
+			s.c.sendStop(s.id, on)
 		}
 	}
 	h.cancel()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fireboom/fireboom/event"
 )
@@ -193,8 +194,16 @@ func TestResumeNewSubscriptionIsRestarted(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
 	h := newTestHub(t, HubConfig{URL: fs.URL()})
 	r := newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true, LastEventID: "abc-1"}))
-	if g := r.next(); g.Kind != event.Gap || string(g.Data) != `{"missed":0,"reason":"restarted"}` {
-		t.Fatalf("got %v %s", g.Kind, g.Data)
+	h.mu.RLock()
+	var zero string // the new incarnation, before its first event
+	for _, s := range h.shared {
+		zero = s.eventID(0)
+	}
+	h.mu.RUnlock()
+	// The gap's id is where the client stands now: a reconnect with it
+	// resumes from the new subscription's first event.
+	if g := r.next(); g.Kind != event.Gap || g.ID != zero || string(g.Data) != `{"missed":0,"lastEventId":"`+zero+`","reason":"restarted"}` {
+		t.Fatalf("got %v %q %s", g.Kind, g.ID, g.Data)
 	}
 }
 
@@ -241,9 +250,11 @@ func TestSlowConsumerCut(t *testing.T) {
 	expectNext(t, d, `{"data":5}`)
 }
 
+// The last client cut off as a slow consumer holds the subscription for
+// ResumeHold (it is expected back), then it is completed.
 func TestCutLastClientCompletesUpstream(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
-	h := newTestHub(t, HubConfig{URL: fs.URL()})
+	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: 100 * time.Millisecond})
 	subscribe(t, h, countdown, SubscribeOptions{Queue: event.Limits{MaxEvents: 1}})
 	f := fs.frame("subscribe", 1)
 	f.fc.next(f.ID, `1`)
@@ -254,3 +265,42 @@ func TestCutLastClientCompletesUpstream(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// A suspended last client (the gateway capped its stream) keeps the
+// subscription for ResumeHold: a reconnect with Last-Event-ID resumes
+// without loss, events published meanwhile included.
+func TestSuspendHoldsForResume(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: time.Minute})
+	a := subscribe(t, h, countdown, SubscribeOptions{Dedup: true})
+	ra := newReader(t, a)
+	f := fs.frame("subscribe", 1)
+	f.fc.next(f.ID, `{"data":1}`)
+	f.fc.next(f.ID, `{"data":2}`)
+	expectNext(t, ra, `{"data":1}`)
+	id2 := expectNext(t, ra, `{"data":2}`).ID
+	a.Suspend()
+	a.Close() // no effect after Suspend
+	f.fc.next(f.ID, `{"data":3}`)
+	waitFor(t, "event 3 in", func() bool { return h.Stats().EventsIn == 3 })
+	if fs.count("complete") != 0 || h.Stats().Subscriptions != 1 {
+		t.Fatal("completed while held")
+	}
+	b := subscribe(t, h, countdown, SubscribeOptions{Dedup: true, LastEventID: id2})
+	rb := newReader(t, b)
+	expectNext(t, rb, `{"data":3}`)
+	f.fc.next(f.ID, `{"data":4}`)
+	expectNext(t, rb, `{"data":4}`)
+	rb.none()
+	// A client that goes away for good completes it at once.
+	b.Close()
+	fs.frame("complete", 1)
+
+	// Nobody comes back: completed after the hold.
+	h2 := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: 100 * time.Millisecond})
+	c := subscribe(t, h2, countdown, SubscribeOptions{Dedup: true})
+	fs.frame("subscribe", 2)
+	c.Suspend()
+	fs.frame("complete", 2)
+	waitFor(t, "released", func() bool { return h2.Stats().Subscriptions == 0 })
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fireboom/fireboom/event"
 )
@@ -24,15 +25,23 @@ type shared struct {
 	inc  string // incarnation: first part of every event id
 
 	mu      sync.Mutex
-	started bool  // the subscribe frame was written
-	ended   bool  // no more events; clients were closed or left
-	endErr  error // why it ended before it started
+	started bool   // a client stream began: the subscription is wanted upstream
+	on      uint64 // the connection session the subscribe frame went out on; 0 none
+	ended   bool   // no more events; clients were closed or left
+	endErr  error  // why it ended before it started
 	clients []*Subscription
 	seq     uint64         // sequence of the newest event
 	ring    []*event.Event // the newest len(ring) events, circular
 	ringPos int            // where the next event goes
 	ringN   int            // how many ring slots hold events
 	last    *event.Event
+	// breaks are the seqs after which the connection was re-established
+	// (ascending, within the ring): a resume across one gets reconnectGap
+	// at that point.
+	breaks []uint64
+	// hold, when set, releases the subscription after ResumeHold: its last
+	// client was cut off or suspended and is expected back (see holdLocked).
+	hold *time.Timer
 }
 
 // Subscription is one client's attachment to a shared upstream
@@ -50,8 +59,19 @@ type Subscription struct {
 func (sub *Subscription) Queue() *event.Queue { return sub.q }
 
 // Close detaches the client. The last client to leave completes the
-// upstream subscription at once. Safe to call more than once.
-func (sub *Subscription) Close() {
+// upstream subscription at once. Safe to call more than once (and after
+// Suspend, which it then does not undo).
+func (sub *Subscription) Close() { sub.detach(false) }
+
+// Suspend detaches a client whose stream the gateway ended although the
+// client is expected to reconnect at once: the stream reached its lifetime
+// cap, or the client was cut off as a slow consumer. If it was the last
+// client, the upstream subscription is kept for HubConfig.ResumeHold, so
+// that the reconnect (with Last-Event-ID) finds it and resumes from the
+// replay ring without loss; with no client by then, it is completed.
+func (sub *Subscription) Suspend() { sub.detach(true) }
+
+func (sub *Subscription) detach(hold bool) {
 	if sub.closed.Swap(true) {
 		return
 	}
@@ -68,6 +88,9 @@ func (sub *Subscription) Close() {
 		sub.idx = -1
 	}
 	empty := len(s.clients) == 0 && !s.ended
+	if empty && hold {
+		empty = !s.holdLocked()
+	}
 	s.mu.Unlock()
 	if removed {
 		sub.h.st.clients.Add(-1)
@@ -75,6 +98,45 @@ func (sub *Subscription) Close() {
 	sub.q.Close(event.DoneEvent)
 	if empty {
 		s.release()
+	}
+}
+
+// holdLocked (re)starts the timer that releases s after ResumeHold unless
+// a client joins first; it reports false when holding is turned off. s.mu
+// is held, s has no client and has not ended.
+func (s *shared) holdLocked() bool {
+	h := s.h
+	if h.cfg.ResumeHold <= 0 {
+		return false
+	}
+	if s.hold != nil {
+		s.hold.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(h.cfg.ResumeHold, func() {
+		if !h.background() {
+			return // the hub is closing and ends s itself
+		}
+		defer h.wg.Done()
+		s.mu.Lock()
+		mine := s.hold == t // not stopped, replaced or ended meanwhile
+		if mine {
+			s.hold = nil
+		}
+		s.mu.Unlock()
+		if mine {
+			s.release()
+		}
+	})
+	s.hold = t
+	return true
+}
+
+// stopHoldLocked cancels a pending hold. s.mu is held.
+func (s *shared) stopHoldLocked() {
+	if s.hold != nil {
+		s.hold.Stop()
+		s.hold = nil
 	}
 }
 
@@ -91,16 +153,16 @@ func (s *shared) addLocked(sub *Subscription, opt *SubscribeOptions) {
 	sub.idx = len(s.clients)
 	s.clients = append(s.clients, sub)
 	s.h.st.clients.Add(1)
+	s.stopHoldLocked()
 }
 
 // replayLocked queues the ring's events after lastID, or one Gap when they
 // can't be given without loss. s.mu is held.
 func (s *shared) replayLocked(q *event.Queue, lastID string) {
 	inc, seq, ok := parseEventID(lastID)
-	newest := ""
-	if s.seq > 0 {
-		newest = s.eventID(s.seq)
-	}
+	// A gap names the newest event (seq 0 before the first one) as its
+	// id: a client that reconnects right after it resumes from there.
+	newest := s.eventID(s.seq)
 	if !ok || inc != s.inc || seq > s.seq {
 		// Another incarnation (or the gateway restarted): we can't tell
 		// what was missed.
@@ -115,10 +177,43 @@ func (s *shared) replayLocked(q *event.Queue, lastID string) {
 	}
 	n := int(s.seq - seq)
 	for i := n; i > 0; i-- {
+		if s.brokeAfter(s.seq - uint64(i)) {
+			q.Push(reconnectGap)
+		}
 		pos := (s.ringPos - i + len(s.ring)) % len(s.ring)
 		q.Push(s.ring[pos])
 	}
+	if s.brokeAfter(s.seq) {
+		q.Push(reconnectGap)
+	}
 	s.h.st.out.Add(int64(n))
+}
+
+// brokeAfter reports whether the connection was re-established right
+// after event seq. s.mu is held.
+func (s *shared) brokeAfter(seq uint64) bool {
+	for _, b := range s.breaks {
+		if b == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// noteBreakLocked records a reconnect after the newest event, forgetting
+// the breaks older than the ring. s.mu is held.
+func (s *shared) noteBreakLocked() {
+	if n := len(s.breaks); n > 0 && s.breaks[n-1] == s.seq {
+		return
+	}
+	oldest := s.seq - uint64(s.ringN) // events after it are in the ring
+	keep := s.breaks[:0]
+	for _, b := range s.breaks {
+		if b >= oldest {
+			keep = append(keep, b)
+		}
+	}
+	s.breaks = append(keep, s.seq)
 }
 
 // eventID renders "<incarnation>-<seq base36>".
@@ -142,38 +237,78 @@ func parseEventID(id string) (inc string, seq uint64, ok bool) {
 	return id[:i], seq, true
 }
 
-// wait blocks until the subscription is started upstream (or fails).
+// wait blocks until the subscription is started upstream (or fails). While
+// its connection is being re-established it waits for that, bounded by ctx.
 func (s *shared) wait(ctx context.Context) error {
-	select {
-	case <-s.c.ready:
-	case <-s.c.done:
-	case <-ctx.Done():
-		return fmt.Errorf("upstream: waiting for subscription: %w", ctx.Err())
+	for {
+		up := s.c.upChan()
+		if ok, err := s.start(); ok {
+			return err
+		}
+		select {
+		case <-up:
+		case <-s.c.done:
+			if ok, err := s.start(); ok {
+				return err
+			}
+			return fmt.Errorf("%w: the connection ended", ErrUnavailable)
+		case <-ctx.Done():
+			return fmt.Errorf("upstream: waiting for subscription: %w", ctx.Err())
+		}
 	}
-	return s.start()
 }
 
-// start writes the subscribe frame once, after connection_ack. Holding
-// s.mu across the write orders it before any stop frame (release reads
-// started under s.mu).
-func (s *shared) start() error {
+// start writes the subscribe frame once, on the live session; it reports
+// false when no session is live (wait for one). Holding s.mu across the
+// write orders it before any stop frame (release reads on under s.mu), and
+// reading the session under s.mu orders it against resubscribe: either
+// resubscribe sees started, or start sees the new session. A failed write
+// kills the session; the reconnect then sends the subscription.
+func (s *shared) start() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
-		return nil
+		return true, nil
 	}
 	if s.ended {
 		if s.endErr != nil {
-			return s.endErr
+			return true, s.endErr
 		}
-		return fmt.Errorf("%w: subscription ended before it started", ErrUnavailable)
+		return true, fmt.Errorf("%w: subscription ended before it started", ErrUnavailable)
 	}
-	if err := s.c.writeErr(s.c.ex.subscribeFrame(s.id, s.body)); err != nil {
-		s.c.kill(err)
-		return fmt.Errorf("%w: write subscribe: %w", ErrUnavailable, err)
+	sess := s.c.session()
+	if sess == nil {
+		return false, nil
 	}
 	s.started = true
-	return nil
+	if err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body)); err != nil {
+		sess.kill(err)
+		return true, nil
+	}
+	s.on = sess.no
+	return true, nil
+}
+
+// resubscribe sends the subscription again on sess, a new session of its
+// connection, then tells its clients of the gap (before any event of sess:
+// its reader is not running yet). It reports whether it sent anything; an
+// error means the write failed.
+func (s *shared) resubscribe(sess *session) (bool, error) {
+	s.mu.Lock()
+	if s.ended || !s.started || s.on == sess.no {
+		s.mu.Unlock()
+		return false, nil
+	}
+	if err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body)); err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	s.on = sess.no
+	s.noteBreakLocked()
+	removed, empty := s.pushLocked(reconnectGap)
+	s.mu.Unlock()
+	s.afterPush(removed, empty)
+	return true, nil
 }
 
 // release completes the subscription upstream when its last client left.
@@ -187,20 +322,21 @@ func (s *shared) release() {
 		return
 	}
 	s.ended = true
-	started := s.started
+	s.stopHoldLocked()
+	on := s.on
 	s.mu.Unlock()
 	h.dropLocked(s)
 	h.mu.Unlock()
-	if started {
-		s.c.write(s.c.ex.stopFrame(s.id))
+	if on != 0 {
+		s.c.sendStop(s.id, on)
 	}
 }
 
 // end removes s from the hub and closes every client queue with final.
-// cause is what a Subscribe still waiting for the start reports. It
-// reports whether this call ended a subscription that was started
-// upstream (so the caller may complete it there).
-func (s *shared) end(final *event.Event, cause error) bool {
+// cause is what a Subscribe still waiting for the start reports. When this
+// call ended it, it returns the session number the subscription is live on
+// upstream (0 for none), so the caller may complete it there.
+func (s *shared) end(final *event.Event, cause error) uint64 {
 	h := s.h
 	h.mu.Lock()
 	h.dropLocked(s)
@@ -208,22 +344,23 @@ func (s *shared) end(final *event.Event, cause error) bool {
 	if s.ended {
 		s.mu.Unlock()
 		h.mu.Unlock()
-		return false
+		return 0
 	}
 	s.ended, s.endErr = true, cause
+	s.stopHoldLocked()
 	clients := s.clients
 	s.clients = nil
 	for _, cl := range clients {
 		cl.idx = -1
 	}
-	started := s.started
+	on := s.on
 	s.mu.Unlock()
 	h.mu.Unlock()
 	for _, cl := range clients {
 		cl.q.Close(final)
 	}
 	h.st.clients.Add(-int64(len(clients)))
-	return started
+	return on
 }
 
 // deliver fans one upstream result out to every client: one shared Event,
@@ -245,14 +382,34 @@ func (s *shared) deliver(payload json.RawMessage) {
 		s.ringN++
 	}
 	s.last = e
-	n := fanout(e, s.clients, &s.h.st)
+	removed, empty := s.pushLocked(e)
+	s.mu.Unlock()
+	s.afterPush(removed, empty)
+}
+
+// pushLocked fans e out to every client, dropping those whose queue is cut
+// or closed; it reports how many were dropped and whether none is left
+// (then the subscription is to be completed). When the last clients were
+// cut off as slow consumers it is held instead (see holdLocked): they are
+// expected to reconnect and resume. s.mu is held; call afterPush once it
+// is released.
+func (s *shared) pushLocked(e *event.Event) (removed int, empty bool) {
+	n, cut := fanout(e, s.clients, &s.h.st)
 	for i := n; i < len(s.clients); i++ {
 		s.clients[i] = nil
 	}
-	removed := len(s.clients) - n
+	removed = len(s.clients) - n
 	s.clients = s.clients[:n]
-	empty := n == 0 && removed > 0
-	s.mu.Unlock()
+	empty = n == 0 && removed > 0
+	if empty && cut > 0 && s.holdLocked() {
+		empty = false
+	}
+	return removed, empty
+}
+
+// afterPush accounts for the clients pushLocked dropped and completes the
+// subscription when none is left.
+func (s *shared) afterPush(removed int, empty bool) {
 	if removed > 0 {
 		s.h.st.clients.Add(-int64(removed))
 	}
@@ -262,8 +419,9 @@ func (s *shared) deliver(payload json.RawMessage) {
 }
 
 // fanout pushes e into every client queue, compacting out the clients whose
-// queue is cut or closed, and returns how many remain (at the front).
-func fanout(e *event.Event, clients []*Subscription, st *counters) int {
+// queue is cut or closed, and returns how many remain (at the front) and
+// how many were cut.
+func fanout(e *event.Event, clients []*Subscription, st *counters) (kept, cut int) {
 	w, cut, dropped := 0, 0, 0
 	for i, cl := range clients {
 		switch cl.q.Push(e) {
@@ -290,7 +448,7 @@ func fanout(e *event.Event, clients []*Subscription, st *counters) int {
 	if dropped > 0 {
 		st.dropped.Add(int64(dropped))
 	}
-	return w
+	return w, cut
 }
 
 // compactJSON returns p on one line (json.Compact), or "null" when empty.

@@ -14,7 +14,8 @@
 // script or style, Trusted Types enforced so no HTML string can reach the
 // DOM), X-Content-Type-Options: nosniff, and Referrer-Policy: no-referrer
 // (tokens may sit in EventSource URLs). Directories are never listed; any
-// other path is 404 and any method but GET and HEAD is 405.
+// other path is 404 whatever the method, and any method but GET and HEAD on
+// a served path is 405.
 //
 // The page talks to the gateway through these same-origin endpoints:
 // GET /operations, GET|POST /operations/<name> (EventSource with

@@ -142,15 +142,26 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 
+	f, cache, ok := s.lookup(r.URL.Path)
+	if !ok {
+		// Whatever the method: a path the gateway does not serve (such as
+		// POST /_/token outside development mode) does not exist.
+		http.NotFound(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	p := r.URL.Path
+	s.serve(w, r, f, cache)
+}
+
+// lookup finds the file for a request path, and its Cache-Control.
+func (s *site) lookup(p string) (file, string, bool) {
 	switch {
 	case p == "/" || p == "/index.html":
-		s.serve(w, r, s.index, cacheRevalidate)
+		return s.index, cacheRevalidate, true
 	case strings.HasPrefix(p, AssetsPrefix):
 		name, cache := strings.TrimPrefix(p, AssetsPrefix), cacheRevalidate
 		if rest, ok := strings.CutPrefix(name, s.version+"/"); ok {
@@ -159,13 +170,9 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Only exact embedded file names match: no directory listing, and
 		// no path cleaning that could reach outside static/assets.
 		f, ok := s.assets[name]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		s.serve(w, r, f, cache)
+		return f, cache, ok
 	default:
-		http.NotFound(w, r)
+		return file{}, "", false
 	}
 }
 

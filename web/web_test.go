@@ -206,6 +206,31 @@ func TestNotFoundAndNoListing(t *testing.T) {
 	}
 }
 
+// TestModulesPreloaded keeps index.html's modulepreload list complete:
+// every JavaScript module but the entry point is fetched with the page.
+func TestModulesPreloaded(t *testing.T) {
+	t.Parallel()
+	page := body(t, get(t, http.MethodGet, "/"))
+	entries, err := fs.ReadDir(static, "static/assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".js") || name == "app.js" {
+			continue
+		}
+		n++
+		if want := `<link rel="modulepreload" href="` + AssetsPrefix + built.version + "/" + name + `">`; !strings.Contains(page, want) {
+			t.Errorf("index.html lacks %s", want)
+		}
+	}
+	if got := strings.Count(page, `rel="modulepreload"`); got != n {
+		t.Errorf("%d modulepreload links for %d modules", got, n)
+	}
+}
+
 func TestMethods(t *testing.T) {
 	t.Parallel()
 	res := get(t, http.MethodHead, "/")
@@ -219,6 +244,16 @@ func TestMethods(t *testing.T) {
 		}
 		if res.Header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s /: Allow %q", m, res.Header.Get("Allow"))
+		}
+	}
+	// A path the handler does not serve is 404 whatever the method: the
+	// gateway mounts it last, so POST /_/token without development mode
+	// must not look like an endpoint that exists.
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+		for _, p := range []string{"/_/token", "/nope", "/assets/nope.js"} {
+			if res := get(t, m, p); res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s %s: status %d, want 404", m, p, res.StatusCode)
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fireboom/fireboom/config"
@@ -38,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args, stdout, stderr)
 	case "token":
 		err = token(args, stdout)
+	case "openapi":
+		err = openAPI(args, stdout, stderr)
 	case "help":
 		fmt.Fprintln(stdout, usage)
 		return 0
@@ -57,7 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   fireboom [serve] [-config fireboom.json] [-listen ADDR]
   fireboom check   [-config fireboom.json]
-  fireboom token   [-config fireboom.json] -sub ID [-roles a,b] [-claim k=v]... [-ttl 1h]`
+  fireboom token   [-config fireboom.json] -sub ID [-roles a,b] [-claim k=v]... [-ttl 1h]
+  fireboom openapi [-config fireboom.json] [-server URL]`
 
 // loadConfig reads the config and, for "upstream": {"demo": true}, starts
 // the embedded demo server and points the config at it. The returned stop
@@ -79,14 +79,18 @@ func loadConfig(path string) (*config.Config, func(), error) {
 	return cfg, func() { _ = d.Close() }, nil
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+// newLogger builds the log/slog logger of cfg.Log: text or JSON lines on
+// w. The level is a LevelVar so that SIGHUP can change it.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	level.Set(lv)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -105,7 +109,12 @@ func serve(args []string, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	log := newLogger(cfg, stderr)
+	log, level := newLogger(cfg, stderr)
+	stopPprof, err := startPprof(log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	if cfg.Upstream.Demo {
 		log.Info("demo upstream started", "url", cfg.Upstream.URL)
 	}
@@ -125,34 +134,6 @@ func serve(args []string, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	base := "http://" + ln.Addr().String()
-	served, failed := g.OperationCount()
-	log.Info("fireboom serving", "url", base, "operations", served, "failed", failed)
-	log.Info("try it: curl -N '" + base + "/operations/Sub?wg_sse=true'")
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		_ = g.Close()
-		return err
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String(), "timeout", cfg.ShutdownTimeout.D().String())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
-	defer cancel()
-	g.BeginShutdown()
-	err = srv.Shutdown(ctx)
-	if cerr := g.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	log.Info("stopped")
-	return nil
+	l := &lifecycle{path: *path, listen: *listen, cfg: cfg, log: log, level: level, g: g, srv: srv, ln: ln}
+	return l.run()
 }

@@ -23,8 +23,10 @@ export async function loadInfo() {
     info.dev = j.dev === true;
     info.tokenMinting = j.tokenMinting === true;
     if (j.auth && typeof j.auth === 'object') {
-      if (isName(j.auth.cookie)) info.auth.cookie = j.auth.cookie;
-      if (isName(j.auth.queryParam)) info.auth.queryParam = j.auth.queryParam;
+      // "" means the gateway does not read tokens from there (auth.cookie
+      // is off by default; auth.queryParam can be turned off).
+      if (j.auth.cookie === '' || isName(j.auth.cookie)) info.auth.cookie = j.auth.cookie;
+      if (j.auth.queryParam === '' || isName(j.auth.queryParam)) info.auth.queryParam = j.auth.queryParam;
     }
   } catch { /* an older gateway without /_/info: keep the defaults */ }
   return info;
@@ -37,7 +39,25 @@ export async function loadOperations() {
   if (!res.ok) throw Object.assign(new Error('cannot load /operations'), {res});
   const list = res.body && Array.isArray(res.body.operations) ? res.body.operations : [];
   return list.filter((o) => o && typeof o.name === 'string' && typeof o.kind === 'string')
+    .map((o) => ({...o, rbac: normalizeRbac(o.rbac)}))
     .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+const RBAC_KEYS = ['requireMatchAll', 'requireMatchAny', 'denyMatchAll', 'denyMatchAny'];
+
+/**
+ * normalizeRbac accepts the rule lists under camelCase or Go-style
+ * PascalCase keys (RequireMatchAny), with null for an empty list, and
+ * returns {requireMatchAll: [...], ...} with only non-empty lists, or null.
+ */
+export function normalizeRbac(r) {
+  if (!r || typeof r !== 'object') return null;
+  const out = {};
+  for (const k of RBAC_KEYS) {
+    const v = r[k] ?? r[k[0].toUpperCase() + k.slice(1)];
+    if (Array.isArray(v) && v.length) out[k] = v.map(String);
+  }
+  return Object.keys(out).length ? out : null;
 }
 
 // ---- token -------------------------------------------------------------
@@ -48,8 +68,15 @@ export const onTokenChange = (fn) => listeners.add(fn);
 
 export const token = {
   get value() { return sessionStorage.getItem(TOKEN_KEY) || ''; },
-  /** 'query' (the auth.queryParam parameter) or 'cookie' (the auth.cookie cookie) for EventSource. */
-  get transport() { return sessionStorage.getItem(TRANSPORT_KEY) === 'cookie' ? 'cookie' : 'query'; },
+  /**
+   * 'query' (the auth.queryParam parameter) or 'cookie' (the auth.cookie
+   * cookie) for EventSource; only one the gateway reads (see transports()).
+   */
+  get transport() {
+    const want = sessionStorage.getItem(TRANSPORT_KEY) === 'cookie' ? 'cookie' : 'query';
+    const ok = transports();
+    return ok.includes(want) || !ok.length ? want : ok[0];
+  },
   get inSnippets() { return sessionStorage.getItem(SNIPPET_KEY) === '1'; },
   set(value, transport = this.transport) {
     value = (value || '').trim().replace(/^Bearer\s+/i, '');
@@ -64,12 +91,18 @@ export const token = {
   },
 };
 
+/** The ways this gateway reads a token on a stream: 'query', 'cookie', both or none. */
+export function transports() {
+  return [info.auth.queryParam ? 'query' : '', info.auth.cookie ? 'cookie' : ''].filter(Boolean);
+}
+
 /** True when the token only holds characters that are safe in a cookie and a URL. */
 export const tokenLooksValid = (t) => /^[A-Za-z0-9._~+/=-]+$/.test(t);
 
 /** The cookie exists only in cookie mode, so the choice in the UI is the real one. */
 export function syncCookie() {
   const name = info.auth.cookie;
+  if (!name) return;
   const t = token.value;
   const secure = location.protocol === 'https:' ? '; Secure' : '';
   if (t && token.transport === 'cookie' && tokenLooksValid(t)) {

@@ -65,7 +65,7 @@ function renderToken() {
   $('#token-box').classList.toggle('has-token', !!t);
   if (!t) {
     tokenState.textContent = 'no token';
-    tokenSummary.replaceChildren('Operations marked with a lock answer 401 without one.');
+    tokenSummary.replaceChildren('Operations with a lock answer 401 without one.');
     return;
   }
   const p = decodeJwt(t);
@@ -224,7 +224,9 @@ filterEl.addEventListener('keydown', (e) => {
 // ---- panels and routing -----------------------------------------------------------
 
 function select(name) {
-  const op = state.ops.find((o) => o.name === name) || state.ops[0];
+  // Unknown or no name: the first operation as the list shows it.
+  const first = listEl.querySelector('.op-item');
+  const op = state.ops.find((o) => o.name === name) || state.ops.find((o) => first && o.name === first.dataset.name) || state.ops[0];
   if (!op) {
     panelHost.replaceChildren(h('div', {class: 'panel card empty'}, h('p', {class: 'muted'}, 'No operation to show.')));
     return;
@@ -287,7 +289,8 @@ function addStream(s) {
   streamWatch.observe(s.el, {attributes: true, attributeFilter: ['data-state']});
   $('#streams-section').hidden = false;
   updateStreamCount();
-  s.el.querySelector('[data-testid=stop]').focus();
+  // Focus stays on the form (another Enter starts another stream); the
+  // card's status line is announced (aria-live) and scrolled into view.
   s.el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
 }
 
@@ -312,8 +315,13 @@ $('[data-testid=gateway-origin]').textContent = location.host;
   await loadInfo();
   if (info.dev) $('[data-testid=dev-badge]').hidden = false;
   $('[data-testid=mint-box]').hidden = !info.tokenMinting;
-  for (const el of document.querySelectorAll('.auth-query-name')) el.textContent = info.auth.queryParam;
-  for (const el of document.querySelectorAll('.auth-cookie-name')) el.textContent = info.auth.cookie;
+  for (const [mode, name] of [['query', info.auth.queryParam], ['cookie', info.auth.cookie]]) {
+    for (const el of document.querySelectorAll(`.auth-${mode}-name`)) el.textContent = name || 'off';
+    // A way the gateway does not read (auth.cookie is off by default) cannot be chosen.
+    const radio = $(`[data-testid=token-transport-${mode}]`);
+    radio.disabled = !name;
+    radio.closest('label').title = name ? '' : `The gateway does not read tokens from a ${mode === 'query' ? 'query parameter' : 'cookie'} (auth.${mode === 'query' ? 'queryParam' : 'cookie'} is not set).`;
+  }
   syncCookie();
   renderToken();
   await refresh();

@@ -91,9 +91,13 @@ export function buildForm(op, onChange) {
   const fields = [];
   const form = h('div', {class: 'fields', testid: 'variables'});
 
-  for (const [name, raw] of Object.entries(props)) {
+  // Required variables first: the gateway's schema lists properties by
+  // name, not in declaration order.
+  const entries = Object.entries(props);
+  const ordered = [...entries.filter(([n]) => required.has(n)), ...entries.filter(([n]) => !required.has(n))];
+  for (const [name, raw] of ordered) {
     const s = resolve(raw, root);
-    const {type, nullable} = typeOf(s);
+    const {type} = typeOf(s);
     const id = `v${++seq}`;
     const req = required.has(name);
     const hasDefault = s.default !== undefined;
@@ -131,7 +135,6 @@ export function buildForm(op, onChange) {
     if (hasDefault) hints.push(`default ${JSON.stringify(s.default)}`);
     if (kind === 'json') hints.push('JSON');
     if (kind === 'boolean' && !req && !hasDefault) hints.push('dash = not set');
-    if (nullable) hints.push('nullable');
     const hintEl = hints.length ? h('p', {class: 'hint', id: `${id}-hint`}, hints.join(' · ')) : null;
     input.setAttribute('aria-describedby', [hintEl && `${id}-hint`, `${id}-err`].filter(Boolean).join(' '));
     if (req) input.setAttribute('aria-required', 'true');

@@ -39,7 +39,7 @@ export function buildPanel(op, {addStream}) {
   const cancelBtn = h('button', {type: 'button', class: 'btn btn-ghost', testid: 'cancel', hidden: true,
     onclick: () => inflight && inflight.abort()}, 'Cancel');
   const actions = h('div', {class: 'actions'}, buttons, cancelBtn,
-    h('span', {class: 'kbd-hint muted'}, h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter'), ' runs'));
+    h('span', {class: 'kbd-hint muted', title: 'Enter in a field, or Ctrl+Enter anywhere in the form'}, h('kbd', null, 'Enter'), ' runs'));
 
   // ---- snippets ----
   const tabs = [
@@ -82,7 +82,12 @@ export function buildPanel(op, {addStream}) {
   const el = h('section', {class: 'panel card', testid: 'op-panel', dataset: {name: op.name}, 'aria-labelledby': `p${n}-title`},
     head,
     h('form', {class: 'vars', novalidate: true, onsubmit: (e) => { e.preventDefault(); buttons[0].click(); },
-      onkeydown: (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); buttons[0].click(); } }},
+      // Enter in a field runs (the form has no submit button, so browsers
+      // would not submit it implicitly); Ctrl+Enter also works in JSON boxes.
+      onkeydown: (e) => {
+        if (e.key !== 'Enter' || e.isComposing) return;
+        if (e.ctrlKey || e.metaKey || e.target.tagName === 'INPUT') { e.preventDefault(); buttons[0].click(); }
+      }},
     h('h3', null, 'Variables'), form.el, actions),
     result,
     h('div', {class: 'snippets'},
@@ -168,14 +173,11 @@ export function buildPanel(op, {addStream}) {
     update();
     const vars = readOrStop();
     if (!vars) return;
-    const label = Object.keys(vars).length ? snip.params(vars).toString() : '';
+    // The variables as the stream's subtitle: from: 3 · room: "lobby".
+    const label = Object.entries(vars).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(' · ');
     const url = snip.url(op, vars, {sse: true, live, withToken: true});
-    addStream(openStream({op, url, live, label: label ? decodeURIComponentSafe(label) : ''}));
+    addStream(openStream({op, url, live, label}));
   }
 
   return el;
-}
-
-function decodeURIComponentSafe(s) {
-  try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch { return s; }
 }

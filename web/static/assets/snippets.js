@@ -25,7 +25,7 @@ export function params(vars, {sse, once, live, withToken} = {}) {
   for (const [k, v] of Object.entries(vars || {})) {
     q.set(k, v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
   }
-  if (withToken && token.value && token.transport === 'query') q.set(info.auth.queryParam, token.value);
+  if (withToken && token.value && token.transport === 'query' && info.auth.queryParam) q.set(info.auth.queryParam, token.value);
   return q;
 }
 
@@ -73,6 +73,8 @@ export function eventSource(op, vars, {live = false} = {}) {
   if (needsToken(op)) {
     if (token.transport === 'cookie') {
       lines.unshift(`// The ${info.auth.cookie} cookie carries the token (same origin only).`);
+    } else if (!info.auth.queryParam) {
+      lines.unshift('// This gateway reads no token on streams: auth.queryParam and auth.cookie are off.');
     } else {
       const tv = token.inSnippets && token.value ? js(token.value) : `"<your JWT>"`;
       lines.unshift(`// EventSource cannot send an Authorization header: the token goes in the URL.`,

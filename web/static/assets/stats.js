@@ -42,7 +42,7 @@ export function mountStats(container) {
     const s = c.series;
     const max = Math.max(1, ...s.filter((v) => v != null));
     // Fill from the left for the first samples, then scroll a one-minute window.
-    const x = (i) => (W * i) / (Math.max(s.length, 20) - 1);
+    const x = (i) => (W * i) / (Math.max(s.length, 10) - 1);
     const y = (v) => H - 2 - ((H - 4) * v) / max;
     const pts = s.map((v, i) => (v == null ? null : [x(i), y(v)])).filter(Boolean);
     c.line.setAttribute('points', pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' '));

@@ -37,7 +37,7 @@ export function openStream({op, url, label, live = false, onEnd}) {
   const statusEl = h('p', {class: 'stream-status', testid: 'stream-status', role: 'status', 'aria-live': 'polite'});
   const countEl = h('span', {class: 'num', testid: 'event-count'}, '0');
   const rateEl = h('span', {class: 'num', testid: 'event-rate'}, '0.0');
-  const elapsedEl = h('span', {class: 'num', testid: 'stream-elapsed'}, '0s');
+  const elapsedEl = h('span', {class: 'num', testid: 'stream-elapsed'}, '0.0s');
   const errorEl = h('div', {class: 'alert', testid: 'error-message', role: 'alert', hidden: true});
   const list = h('ol', {class: 'events', testid: 'events', 'aria-label': `Events of ${op.name}`});
   const empty = h('p', {class: 'events-empty muted'}, 'No events yet.');
@@ -69,8 +69,9 @@ export function openStream({op, url, label, live = false, onEnd}) {
     while (stamps.length && now - stamps[0] > RATE_WINDOW) stamps.shift();
     const span = Math.min(RATE_WINDOW, now - started) / 1000;
     rateEl.textContent = span > 0.25 ? (stamps.length / span).toFixed(1) : '0.0';
-    const s = Math.floor((now - started) / 1000);
-    elapsedEl.textContent = s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+    const secs = (now - started) / 1000;
+    const s = Math.floor(secs);
+    elapsedEl.textContent = secs < 10 ? `${secs.toFixed(1)}s` : s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
   }
 
   function setState(next, detail) {
@@ -128,7 +129,7 @@ export function openStream({op, url, label, live = false, onEnd}) {
         h('time', {class: 'mono'}, clock()),
         e.lastEventId ? h('span', {class: 'event-id mono', title: 'event id'}, `id ${e.lastEventId}`) : null,
         isError ? h('span', {class: 'badge badge-error'}, 'errors') : null),
-      jsonView(data, undefined, {compact: 72})));
+      jsonView(data, undefined, {compact: 320})));
     if (isError) {
       hadError = true;
       const first = data.errors[0] || {};
