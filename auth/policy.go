@@ -4,13 +4,13 @@ package auth
 // case-sensitive role names, empty lists are no constraint.
 type Policy struct {
 	// RequireMatchAll: the roles must include every one of these.
-	RequireMatchAll []string
+	RequireMatchAll []string `json:"requireMatchAll,omitempty"`
 	// RequireMatchAny: the roles must include at least one of these.
-	RequireMatchAny []string
+	RequireMatchAny []string `json:"requireMatchAny,omitempty"`
 	// DenyMatchAll: denied if the roles include every one of these.
-	DenyMatchAll []string
+	DenyMatchAll []string `json:"denyMatchAll,omitempty"`
 	// DenyMatchAny: denied if the roles include any of these.
-	DenyMatchAny []string
+	DenyMatchAny []string `json:"denyMatchAny,omitempty"`
 }
 
 // IsZero reports whether the policy has no constraint (allows everyone,

@@ -99,7 +99,7 @@ func TestCountdownStream(t *testing.T) {
 	if !reflect.DeepEqual(events, want) {
 		b.fatalf("events %q, want %q", events, want)
 	}
-	if v := b.text(st + ` .stream-vars`); v != "from: 3 · interval: 100" {
+	if v := b.text(st + ` ` + testid("stream-vars")); v != "from: 3 · interval: 100" {
 		b.fatalf("stream variables %q", v)
 	}
 	if c := b.text(st + ` ` + testid("event-count")); c != "4" {
@@ -367,7 +367,7 @@ func TestVariablesForm(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		b.fatalf("form fields:\n got %+v\nwant %+v", got, want)
 	}
-	if ph := eval[string](b, `document.querySelector(`+q(inputSel(op, "filter"))+`).placeholder`); ph != `{"author":null,"contains":null}` {
+	if ph := eval[string](b, `document.querySelector(`+q(inputSel(op, "filter"))+`).placeholder`); ph != `{"author":"","contains":""}` {
 		b.fatalf("filter placeholder %q", ph)
 	}
 
@@ -375,7 +375,10 @@ func TestVariablesForm(t *testing.T) {
 	b.fill(op, "room", "lobby")
 	b.fill(op, "filter", `{"author": ada}`)
 	b.click(panelSel(op) + ` ` + testid("run"))
-	b.wait("the JSON error", `!document.querySelector(`+q(panelSel(op)+` [data-field-error], [data-var=filter] [data-testid=field-error]`)+`).hidden`)
+	b.wait("the JSON error", `!document.querySelector(`+q(panelSel(op)+` [data-var=filter] [data-testid=field-error]`)+`).hidden`)
+	if e := b.text(panelSel(op) + ` [data-var=filter] [data-testid=field-error]`); !strings.HasPrefix(e, "not valid JSON: ") {
+		b.fatalf("filter error %q", e)
+	}
 	if _, ok := s.seen.last("/operations/" + op); ok {
 		b.fatalf("a request went out with malformed JSON")
 	}
@@ -427,4 +430,31 @@ func TestLiveQuery(t *testing.T) {
 	b.fill("stocks/SetPrice", "price", "42.5")
 	b.run("stocks/SetPrice", "200 OK")
 	b.wait("the new price", `[...document.querySelectorAll(`+q(st+` [data-testid=event] .json`)+`)].some((e) => e.textContent.includes('42.5'))`)
+}
+
+// TestUpstreamDown shows the 502 message, for a run and for a stream,
+// when the GraphQL server is gone.
+func TestUpstreamDown(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	b := openTab(t, s.URL, desktopW, desktopH, false)
+	if err := s.demo.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b.open("chat/Messages")
+	b.fill("chat/Messages", "room", "lobby")
+	b.run("chat/Messages", "502 Bad Gateway")
+	if e := b.text(panelSel("chat/Messages") + ` ` + testid("error-message")); !strings.HasPrefix(e, "502 The upstream GraphQL server is unavailable") || !strings.Contains(e, "UpstreamUnavailable") {
+		b.fatalf("502 message %q", e)
+	}
+
+	b.open("Countdown")
+	b.fill("Countdown", "from", "3")
+	b.click(panelSel("Countdown") + ` ` + testid("subscribe"))
+	st := streamSel("Countdown")
+	b.wait("the refused stream", `document.querySelector(`+q(st)+`)?.dataset.state === 'failed'`)
+	if e := b.text(st + ` ` + testid("error-message")); !strings.HasPrefix(e, "502 The upstream GraphQL server is unavailable") {
+		b.fatalf("stream error %q", e)
+	}
 }

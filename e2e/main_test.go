@@ -169,6 +169,7 @@ type stackOptions struct {
 // like the repository's fireboom.json but on free loopback ports.
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
+	needBrowser(t) // every test here drives the page: no stack without a browser
 	tick := o.tick
 	if tick == 0 {
 		tick = -1

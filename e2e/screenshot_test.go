@@ -74,6 +74,12 @@ func TestPhoneWidth(t *testing.T) {
 	p.wait("the countdown's end", `document.querySelector(`+q(streamSel("Countdown"))+`)?.dataset.state === 'done'`)
 	p.checkNoOverflow()
 	p.screenshot("phone-stream", false)
+
+	// The theme button cycles auto → light → dark, and the choice sticks.
+	p.click(testid("theme-toggle"))
+	p.click(testid("theme-toggle"))
+	p.wait("the dark theme", `document.documentElement.dataset.theme === 'dark' && localStorage.getItem('fireboom.theme') === 'dark'`)
+	p.screenshot("phone-dark", false)
 }
 
 // checkNoOverflow fails when the page is wider than the viewport.

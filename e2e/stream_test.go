@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,6 +95,34 @@ func TestStreamToken(t *testing.T) {
 func TestStatsPanel(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, stackOptions{})
+
+	// The stream the panel reads: SSE, one JSON sample per event, the time
+	// in RFC 3339 with milliseconds (the panel divides by differences).
+	resp, err := s.http.Get(s.URL + "/_/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("/_/stats Content-Type %q", ct)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &sample); err != nil {
+		t.Fatalf("first /_/stats line %q: %v", line, err)
+	}
+	for _, k := range []string{"openStreams", "upstreamConnections", "upstreamSubscriptions", "eventsIn", "eventsOut"} {
+		if _, ok := sample[k].(float64); !ok {
+			t.Errorf("/_/stats sample %q lacks the number %s", line, k)
+		}
+	}
+	if ts, _ := sample["time"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(ts) {
+		t.Errorf("/_/stats time %q: want RFC 3339 UTC with milliseconds", ts)
+	}
+
 	b := openTab(t, s.URL, desktopW, desktopH, false)
 
 	b.wait("the live stats", `document.querySelector('[data-testid=stats-status]').dataset.state === 'live'`)

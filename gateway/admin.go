@@ -118,6 +118,11 @@ func (g *Gateway) handleMintToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
 
+// statsTimeFormat is RFC 3339 with milliseconds: ticks one second apart can
+// fall in the same wall-clock second, and the dashboard divides by the
+// difference of two samples' times.
+const statsTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // handleStats streams the dashboard's live figures as SSE, one event per
 // second: open streams, upstream connections and subscriptions, and the
 // event totals (the dashboard derives rates).
@@ -134,7 +139,7 @@ func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 		s := g.hub.Stats()
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		_, err := fmt.Fprintf(w, "data: {\"openStreams\":%d,\"upstreamConnections\":%d,\"upstreamSubscriptions\":%d,\"eventsIn\":%d,\"eventsOut\":%d,\"time\":%q}\n\n",
-			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, s.EventsOut, time.Now().UTC().Format(time.RFC3339))
+			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, s.EventsOut, time.Now().UTC().Format(statsTimeFormat))
 		if err != nil || rc.Flush() != nil {
 			return
 		}

@@ -253,3 +253,13 @@ func TestIndexListsOperations(t *testing.T) {
 		t.Error("health body")
 	}
 }
+
+// The index shows an operation's roles in the contract's camelCase.
+func TestIndexShowsRoles(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, defaultConfig)
+	body := readAll(t, get(t, g.URL+"/operations"))
+	if !strings.Contains(body, `"rbac":{"requireMatchAny":["admin"]}`) {
+		t.Errorf("index does not show SetPrice's roles: %s", body)
+	}
+}

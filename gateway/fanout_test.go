@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -294,6 +296,7 @@ func TestReplayLastGivesLateJoinerTheLatestEvent(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, configWith("", `, "operations": {"chat/MessageCreated": {"replayLast": true}}`))
 	a := openSSE(t, roomURL(g, "state"))
+	waitActive(t, d, 1) // the upstream subscribed (it does so after the gateway wrote subscribe)
 	postN(t, g, "state", "m", 1, 2)
 	aIDs := a.expectMessages("m1", "m2")
 	b := openSSE(t, roomURL(g, "state"))
@@ -312,6 +315,7 @@ func TestReplayLastGivesLateJoinerTheLatestEvent(t *testing.T) {
 	// Without replayLast a joiner waits for the next event.
 	g2 := newGateway(t, d, defaultConfig)
 	c := openSSE(t, roomURL(g2, "plain"))
+	waitActive(t, d, 2)
 	post(t, g2, "plain", "p1")
 	c.expectMessages("p1")
 	late := openSSE(t, roomURL(g2, "plain"))
@@ -419,4 +423,229 @@ func TestThousandSubscriptionsOnTenConnections(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "every upstream subscription completed", func() bool { return d.Stats().ActiveSubscriptions == 0 })
 	t.Logf("all completed after %v", time.Since(start))
+}
+
+// incarnation is the part of an event id that names one upstream
+// subscription (ids are opaque to clients; the tests know their shape).
+func incarnation(id string) string {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return id
+	}
+	return id[:i]
+}
+
+// A client that reconnects with Last-Event-ID to a live shared
+// subscription gets exactly the events it missed, then live ones.
+func TestResumeNoGapNoDuplicate(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, defaultConfig)
+	keeper := openSSE(t, roomURL(g, "resume"))
+	c := openSSE(t, roomURL(g, "resume"))
+	waitActive(t, d, 1)
+	postN(t, g, "resume", "m", 1, 2)
+	all := keeper.expectMessages("m1", "m2")
+	seen := c.expectMessages("m1", "m2")
+	c.close()
+	// Missed while away; the keeper holds the upstream subscription.
+	all = append(all, keeper.expectMessages(postN(t, g, "resume", "m", 3, 4)...)...)
+	c = openSSE(t, roomURL(g, "resume"), "Last-Event-ID", seen[1])
+	ids := c.expectMessages("m3", "m4")
+	post(t, g, "resume", "m5")
+	all = append(all, keeper.expectMessages("m5")...)
+	ids = append(ids, c.expectMessages("m5")...)
+	c.none(50 * time.Millisecond)
+	if strings.Join(ids, " ") != strings.Join(all[2:], " ") {
+		t.Errorf("resumed ids %q, the keeper saw %q", ids, all[2:])
+	}
+	// ?wg_last_event_id= does the same on a first connection (EventSource
+	// can't set headers; a page can remember the id).
+	q := openSSE(t, roomURL(g, "resume")+"&wg_last_event_id="+all[0])
+	q.expectMessages("m2", "m3", "m4", "m5")
+	post(t, g, "resume", "m6")
+	q.expectMessages("m6")
+	// The header wins over the parameter.
+	h := openSSE(t, roomURL(g, "resume")+"&wg_last_event_id="+all[0], "Last-Event-ID", all[3])
+	h.expectMessages("m5", "m6")
+	h.none(50 * time.Millisecond)
+	if n := d.Stats().SubscriptionsStarted; n != 1 {
+		t.Errorf("upstream subscriptions started: %d", n)
+	}
+}
+
+// An id older than the replay ring, or of a subscription that no longer
+// runs, gets exactly one gap event, then live events.
+func TestResumeGapEvent(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "subscriptions": {"replayBuffer": 2}`))
+	keeper := openSSE(t, roomURL(g, "gap"))
+	waitActive(t, d, 1)
+	post(t, g, "gap", "m1")
+	first := keeper.expectMessages("m1")[0]
+	ids := keeper.expectMessages(postN(t, g, "gap", "m", 2, 5)...) // the ring holds m4 and m5
+	newest := ids[3]
+
+	c := openSSE(t, roomURL(g, "gap"), "Last-Event-ID", first)
+	ev := c.next()
+	want := "id: " + newest + "\nevent: gap\ndata: {\"missed\":4,\"lastEventId\":\"" + newest + "\",\"reason\":\"expired\"}\n\n"
+	if ev.Raw != want {
+		t.Fatalf("too old an id: %q, want %q", ev.Raw, want)
+	}
+	post(t, g, "gap", "m6")
+	keeper.expectMessages("m6")
+	c.expectMessages("m6")
+	c.none(50 * time.Millisecond)
+
+	// EventSource took the gap's id as its last event id: reconnecting with
+	// it resumes right after the gap.
+	c.close()
+	c = openSSE(t, roomURL(g, "gap"), "Last-Event-ID", ev.ID)
+	c.expectMessages("m6")
+
+	// An id of another incarnation (a restarted subscription, or another
+	// gateway): reason restarted, missed unknown (0).
+	r := openSSE(t, roomURL(g, "gap"), "Last-Event-ID", "abc123-5")
+	ev = r.next()
+	want = "id: " + incarnation(newest) + "-6\nevent: gap\ndata: {\"missed\":0,\"lastEventId\":\"" + incarnation(newest) + "-6\",\"reason\":\"restarted\"}\n\n"
+	if ev.Raw != want {
+		t.Fatalf("unknown id: %q, want %q", ev.Raw, want)
+	}
+	post(t, g, "gap", "m7")
+	r.expectMessages("m7")
+	r.none(50 * time.Millisecond)
+
+	// The JSON stream gets the gap as a GraphQL-shaped error line, and goes on.
+	resp := get(t, g.URL+"/operations/chat/MessageCreated?room=gap", "Last-Event-ID", first)
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line := readUntil(t, br, "\n\n", 5*time.Second)
+	if want := `{"errors":[{"message":"events were missed","extensions":{"code":"Gap","missed":6,"lastEventId":"` + incarnation(newest) + `-7","reason":"expired"}}]}` + "\n\n"; line != want {
+		t.Errorf("JSON stream gap %q, want %q", line, want)
+	}
+}
+
+// A first connection to a subscription that is not running yet, with an
+// id the client kept from before: one gap (restarted), then events.
+func TestResumeRestartedSubscription(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, defaultConfig)
+	a := openSSE(t, roomURL(g, "restart"))
+	waitActive(t, d, 1)
+	post(t, g, "restart", "m1")
+	old := a.expectMessages("m1")[0]
+	a.close()
+	waitActive(t, d, 0)
+	b := openSSE(t, roomURL(g, "restart")+"&wg_last_event_id="+old)
+	ev := b.next()
+	if ev.Event != "gap" || !strings.Contains(ev.Data, `"reason":"restarted"`) || incarnation(ev.ID) == incarnation(old) || !strings.HasSuffix(ev.ID, "-0") {
+		t.Fatalf("gap %q", ev.Raw)
+	}
+	waitActive(t, d, 1)
+	post(t, g, "restart", "m2")
+	ids := b.expectMessages("m2")
+	if incarnation(ids[0]) != incarnation(ev.ID) {
+		t.Errorf("event %q after gap %q", ids[0], ev.ID)
+	}
+}
+
+// isolationGateway serves the demo chat plus a subscription whose room is
+// the caller's token subject, with forwarded Authorization and an HMAC
+// secret.
+func isolationGateway(t *testing.T, d *demo.Server) *testGateway {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "chat"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"MessageCreated.graphql", "PostMessage.graphql"} {
+		b, err := os.ReadFile(filepath.Join(opsDir(t), "chat", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "chat", f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	my := `subscription MyRoom($room: String! @fromClaim(name: SUB)) {
+  messageCreated(room: $room) { id author content createdAt }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "MyRoom.graphql"), []byte(my), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := json.Marshal(dir)
+	return newGateway(t, d, `{"operationsDir": `+string(ops)+`, "upstream": {"url": "${UPSTREAM}", "forwardHeaders": ["Authorization"]},
+		"auth": {"jwt": {"secret": "`+limitsSecret+`"}}}`)
+}
+
+// Clients whose forwarded Authorization differs never share an upstream
+// subscription or connection, nor each other's replay ring; a claim-filled
+// variable keeps their events apart.
+func TestIsolationAcrossIdentities(t *testing.T) {
+	var mu sync.Mutex
+	upgrades := map[string]int{} // Authorization of each WebSocket upgrade
+	d := startDemo(t, demo.Options{OnRequest: func(r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			mu.Lock()
+			upgrades[r.Header.Get("Authorization")]++
+			mu.Unlock()
+		}
+	}})
+	g := isolationGateway(t, d)
+	alice, bob := token(t, "alice"), token(t, "bob")
+	url := g.URL + "/operations/chat/MessageCreated?wg_sse=true&room=lobby"
+	a := openSSE(t, url, "Authorization", alice)
+	a2 := openSSE(t, url, "Authorization", alice)
+	b := openSSE(t, url, "Authorization", bob)
+	anon := openSSE(t, url)
+	waitActive(t, d, 3)
+	if st := d.Stats(); st.SubscriptionsStarted != 3 || st.WebSocketsOpen != 3 {
+		t.Fatalf("3 identities: upstream subscriptions %d, websockets %d; want 3, 3", st.SubscriptionsStarted, st.WebSocketsOpen)
+	}
+	mu.Lock()
+	if len(upgrades) != 3 || upgrades[alice] != 1 || upgrades[bob] != 1 || upgrades[""] != 1 {
+		t.Errorf("upgrades by Authorization: %v", upgrades)
+	}
+	mu.Unlock()
+	for _, p := range d.Stats().InitPayloads {
+		tok, _ := p["authToken"].(string)
+		hdrs, _ := p["headers"].(map[string]any)
+		if auth, _ := hdrs["Authorization"].(string); tok != "" && auth != "Bearer "+tok {
+			t.Errorf("init payload mixes identities: %v", p)
+		}
+	}
+	post(t, g, "lobby", "m1")
+	incs := map[string]string{}
+	for who, s := range map[string]*sseStream{"alice": a, "alice2": a2, "bob": b, "anonymous": anon} {
+		incs[who] = incarnation(s.expectMessages("m1")[0])
+	}
+	if incs["alice"] != incs["alice2"] || len(map[string]bool{incs["alice"]: true, incs["bob"]: true, incs["anonymous"]: true}) != 3 {
+		t.Errorf("incarnations %v: alice's two streams share one, the identities none", incs)
+	}
+	// Bob's id on Alice's stream replays nothing of Bob's ring.
+	post(t, g, "lobby", "m2")
+	bobIDs := b.expectMessages("m2")
+	aliceIDs := a.expectMessages("m2")
+	a2.expectMessages("m2")
+	anon.expectMessages("m2")
+	x := openSSE(t, url, "Authorization", alice, "Last-Event-ID", bobIDs[0])
+	if ev := x.next(); ev.Event != "gap" || ev.ID != aliceIDs[0] || !strings.Contains(ev.Data, `"reason":"restarted"`) {
+		t.Fatalf("alice resuming with bob's id: %q", ev.Raw)
+	}
+	x.none(50 * time.Millisecond)
+
+	// A variable filled from the token: each identity sees only its room.
+	ma := openSSE(t, g.URL+"/operations/MyRoom?wg_sse=true", "Authorization", alice)
+	mb := openSSE(t, g.URL+"/operations/MyRoom?wg_sse=true", "Authorization", bob)
+	waitActive(t, d, 5)
+	post(t, g, "bob", "for bob")
+	mb.expectMessages("for bob")
+	post(t, g, "alice", "for alice")
+	ma.expectMessages("for alice") // not "for bob" first
+	mb.none(50 * time.Millisecond)
+	// The client can't pick the room itself.
+	resp := get(t, g.URL+"/operations/MyRoom?wg_sse=true&room=bob", "Authorization", alice)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("client-set claim variable: %d %s", resp.StatusCode, body)
+	}
 }

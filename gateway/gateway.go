@@ -14,7 +14,6 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
-	"github.com/fireboom/fireboom/event"
 	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
@@ -34,7 +33,6 @@ type Gateway struct {
 	reg        registrySwap
 	router     chi.Router
 	met        *metrics
-	queue      event.Limits
 
 	// shutdown is closed when the server begins a graceful shutdown, so
 	// every open stream ends with done.
@@ -93,13 +91,6 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		httpClient: hc,
 		shutdown:   make(chan struct{}),
 		cancel:     cancel,
-		queue: event.Limits{
-			MaxEvents: cfg.Subscriptions.QueueEvents,
-			MaxBytes:  cfg.Subscriptions.QueueBytes,
-		},
-	}
-	if cfg.Subscriptions.SlowConsumer == "drop-oldest" {
-		g.queue.Policy = event.DropOldest
 	}
 	var err error
 	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {

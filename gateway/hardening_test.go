@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -81,8 +82,8 @@ func TestHardeningOversizedVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := readAll(t, resp); resp.StatusCode != 413 || resp.Request.ContentLength != -1 {
-		t.Errorf("chunked: %d (length %d) %s", resp.StatusCode, resp.Request.ContentLength, body)
+	if body := readAll(t, resp); resp.StatusCode != 413 {
+		t.Errorf("chunked: %d %s", resp.StatusCode, body)
 	}
 	// A query string past the server's header limit: 431 before any handler.
 	resp = get(t, g.URL+"/operations/chat/Messages?room="+strings.Repeat("a", 100<<10))
@@ -116,7 +117,11 @@ func TestHardeningDeeplyNestedJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := readAll(t, resp)
-			// Past the body limit a deep POST is 413; otherwise 400.
+			// 400 for what the gateway reads; 413 past the body limit and
+			// 431 past the server's header limit, before any parsing.
+			if resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge && tc.method == "GET" {
+				continue
+			}
 			if (resp.StatusCode != 400 && resp.StatusCode != 413) || !strings.Contains(body, `"code":"`) {
 				t.Errorf("%s, depth %d: %d %.200s", tc.name, depth, resp.StatusCode, body)
 			}
@@ -311,60 +316,94 @@ func TestHardeningUpstreamNeverAcks(t *testing.T) {
 	}
 }
 
-// An upstream that floods one subscription: the gateway stays responsive,
-// a client that does not read is cut off by the slow-consumer policy while
-// a reading client keeps receiving, and memory stays bounded by the
-// queues.
+// An upstream that floods one subscription, faster than any client can
+// read. The gateway stays responsive and its memory is bounded by the
+// client queues; clients are handled by the slow-consumer policy:
+// "disconnect" cuts a client whose queue overflows (and the upstream
+// subscription is completed once no client is left), "drop-oldest" keeps
+// a reading client streaming with gaps while one that does not read at all
+// ends at the write timeout.
 func TestHardeningUpstreamFloods(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	f := newFakeWS(t)
-	g := newGatewayWith(t, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}", "subscriptionUrl": "${WS}"},
-		"subscriptions": {"queueEvents": 64, "writeTimeout": "2s"}}`,
-		map[string]string{"UPSTREAM": d.URL(), "WS": f.URL()}, Options{}, nil, nil)
-	fast := get(t, g.URL+"/operations/Countdown?from=3&wg_sse=true")
-	defer fast.Body.Close()
-	var read sync.WaitGroup
-	var fastBytes int64
-	read.Add(1)
-	go func() {
-		defer read.Done()
-		fastBytes, _ = io.Copy(io.Discard, fast.Body)
-	}()
-	// The slow client: asks, then never reads.
-	u, _ := url.Parse(g.URL)
-	slow, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	_ = slow.(*net.TCPConn).SetReadBuffer(4096)
-	_, _ = io.WriteString(slow, "GET /operations/Countdown?from=3&wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, policy := range []string{"disconnect", "drop-oldest"} {
+		t.Run(policy, func(t *testing.T) {
+			d := startDemo(t, demo.Options{})
+			f := newFakeWS(t)
+			g := newGatewayWith(t, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}", "subscriptionUrl": "${WS}"},
+				"subscriptions": {"queueEvents": 64, "writeTimeout": "1s", "slowConsumer": "`+policy+`"}}`,
+				map[string]string{"UPSTREAM": d.URL(), "WS": f.URL()},
+				Options{TuneHub: func(c *upstream.HubConfig) { c.ResumeHold = 200 * time.Millisecond }}, nil, nil)
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
 
-	eventually(t, 20*time.Second, "the slow client cut off", func() bool { return g.hub.Stats().Cut >= 1 })
-	for range 3 { // still responsive during the flood
-		resp := get(t, g.URL+"/health")
-		if body := readAll(t, resp); resp.StatusCode != 200 {
-			t.Errorf("health during the flood: %d %s", resp.StatusCode, body)
-		}
+			// A client that reads all the time, counting what it gets.
+			resp := get(t, g.URL+"/operations/Countdown?from=3&wg_sse=true")
+			var events, gaps atomic.Int64
+			var read sync.WaitGroup
+			read.Add(1)
+			go func() {
+				defer read.Done()
+				sc := bufio.NewScanner(resp.Body)
+				sc.Buffer(make([]byte, 64<<10), 64<<10)
+				for sc.Scan() {
+					switch l := sc.Text(); {
+					case strings.HasPrefix(l, "id: "):
+						events.Add(1)
+					case l == "event: gap":
+						gaps.Add(1)
+					}
+				}
+			}()
+			defer read.Wait()
+			defer resp.Body.Close()
+			eventually(t, 10*time.Second, "first events", func() bool { return events.Load() > 0 })
+			// Another client asks, then never reads.
+			u, _ := url.Parse(g.URL)
+			idle, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+			_ = idle.(*net.TCPConn).SetReadBuffer(4096)
+			_, _ = io.WriteString(idle, "GET /operations/Countdown?from=3&wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+
+			if policy == "disconnect" {
+				eventually(t, 20*time.Second, "a client cut off", func() bool { return g.hub.Stats().Cut >= 1 })
+			} else {
+				eventually(t, 20*time.Second, "the idle client's stream ended by the write timeout", func() bool {
+					return strings.Contains(g.logs.String(), "reason=write-failed")
+				})
+				// The reading client goes on through the flood, told of what
+				// it missed.
+				n := events.Load()
+				eventually(t, 20*time.Second, "the reading client goes on", func() bool { return events.Load() > n+1000 && gaps.Load() > 0 })
+				if st := g.hub.Stats(); st.Dropped == 0 || st.Cut != 0 {
+					t.Errorf("stats %+v", st)
+				}
+			}
+			for range 3 { // responsive during the flood
+				resp := get(t, g.URL+"/health")
+				if body := readAll(t, resp); resp.StatusCode != 200 {
+					t.Errorf("health during the flood: %d %s", resp.StatusCode, body)
+				}
+			}
+			runtime.GC()
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			st := g.hub.Stats()
+			grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+			t.Logf("flood of %d events (~%d MiB): %d out, %d cut, %d dropped; reader got %d events, %d gaps; heap in use grew %d KiB",
+				st.EventsIn, st.EventsIn>>10, st.EventsOut, st.Cut, st.Dropped, events.Load(), gaps.Load(), grew>>10)
+			// What may be held: 64 events of ~1 KiB per client queue, the
+			// replay ring (256 events), buffers.
+			if grew > 32<<20 {
+				t.Errorf("heap in use grew %d MiB during the flood", grew>>20)
+			}
+			resp.Body.Close()
+			idle.Close()
+			eventually(t, 10*time.Second, "the flooding subscription completed upstream", func() bool { return f.stops.Load() >= 1 })
+		})
 	}
-	in := g.hub.Stats().EventsIn
-	eventually(t, 10*time.Second, "the flood goes on to the fast client", func() bool { return g.hub.Stats().EventsIn > in+1000 })
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	st := g.hub.Stats()
-	t.Logf("flood: %d events in, %d out, %d cut; heap in use %d MiB", st.EventsIn, st.EventsOut, st.Cut, ms.HeapInuse>>20)
-	// The flood so far is far larger than what may be held: 64 events of
-	// ~1 KiB per client queue. Anything unbounded would show here.
-	if st.EventsIn < 5000 || ms.HeapInuse > 256<<20 {
-		t.Errorf("%d events in, heap in use %d MiB", st.EventsIn, ms.HeapInuse>>20)
-	}
-	fast.Body.Close()
-	read.Wait()
-	if fastBytes == 0 {
-		t.Error("the fast client read nothing")
-	}
-	eventually(t, 10*time.Second, "the flooding subscription completed upstream", func() bool { return f.stops.Load() >= 1 })
 }
 
 // A panicking handler answers 500 and takes no other stream down.

@@ -265,7 +265,7 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // slowClient serves g again with small send buffers, and opens there a
 // stream from a client that never reads its body, next to three clients
 // that read. It returns the gateway at its new address.
-func slowClient(t *testing.T, g *testGateway, room string) (*testGateway, *rawStream, []*sseStream) {
+func slowClient(t *testing.T, d *demo.Server, g *testGateway, room string) (*testGateway, *rawStream, []*sseStream) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(g.Gateway)
 	srv.Listener = smallSendBuffers{srv.Listener}
@@ -285,6 +285,7 @@ func slowClient(t *testing.T, g *testGateway, room string) (*testGateway, *rawSt
 	for i := range readers {
 		readers[i] = openSSE(t, roomURL(g, room))
 	}
+	waitActive(t, d, 1)
 	return g, slow, readers
 }
 
@@ -293,7 +294,7 @@ func slowClient(t *testing.T, g *testGateway, room string) (*testGateway, *rawSt
 func TestSlowConsumerDisconnect(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, configWith("", `, "subscriptions": {"queueEvents": 2, "writeTimeout": "5s"}`))
-	g, slow, readers := slowClient(t, g, "slow")
+	g, slow, readers := slowClient(t, d, g, "slow")
 	// Fill the socket buffers until the gateway's writer blocks and the
 	// slow client's queue overflows. Every reader keeps up meanwhile.
 	sent := 0
@@ -352,7 +353,7 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 func TestSlowConsumerDropOldest(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, configWith("", `, "subscriptions": {"queueEvents": 4, "slowConsumer": "drop-oldest"}`))
-	g, slow, readers := slowClient(t, g, "drop")
+	g, slow, readers := slowClient(t, d, g, "drop")
 	ids := map[string]string{} // message name → event id, from a reader
 	sent := 0
 	publish := func() {
@@ -532,4 +533,33 @@ func TestMaxLifetimeResumesWithoutLoss(t *testing.T) {
 		t.Errorf("upstream subscriptions started: %d, want 1 (resumed, not restarted)", n)
 	}
 	t.Logf("%d values over %d capped streams", len(values), capped+1)
+}
+
+// The same with a subscription that never completes: events published
+// while the capped client is away (it is the only one) are kept for it.
+func TestMaxLifetimeKeepsEventsWhileAway(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "subscriptions": {"maxLifetime": "1s"}`))
+	s := openSSE(t, roomURL(g, "capped"))
+	waitActive(t, d, 1)
+	post(t, g, "capped", "m1")
+	ids := s.expectMessages("m1")
+	next := 2
+	for round := range 2 {
+		// The stream ends at the cap with the retry hint only.
+		if ev := s.next(); ev.Raw != "retry: 1000\n\n" {
+			t.Fatalf("round %d: %q, want the retry hint", round, ev.Raw)
+		}
+		s.ended()
+		// Published while nobody is connected.
+		away := postN(t, g, "capped", "m", next, next+1)
+		s = openSSE(t, roomURL(g, "capped"), "Last-Event-ID", ids[len(ids)-1])
+		ids = s.expectMessages(away...)
+		live := postN(t, g, "capped", "m", next+2, next+2)
+		ids = append(ids, s.expectMessages(live...)...)
+		next += 3
+	}
+	if st := d.Stats(); st.SubscriptionsStarted != 1 {
+		t.Errorf("upstream subscriptions started: %d, want 1", st.SubscriptionsStarted)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/sse"
 )
 
 // metrics are the gateway's Prometheus series, on a registry of its own
@@ -73,6 +74,18 @@ func newMetrics(g *Gateway) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Known label values start at 0, so that rates and alerts work before
+	// the first occurrence.
+	for _, r := range []string{"ok", "failed"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, l := range []string{"gateway", "identity"} {
+		m.rejected.WithLabelValues(l)
+	}
+	for _, r := range []string{sse.ReasonDone, sse.ReasonError, sse.ReasonSlowConsumer, sse.ReasonClientGone,
+		sse.ReasonExpired, sse.ReasonShutdown, sse.ReasonLifetime, sse.ReasonWriteFailed, reasonReloaded, reasonRemoved} {
+		m.streamEnds.WithLabelValues(r)
+	}
 	return m
 }
 

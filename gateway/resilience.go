@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"time"
+
+	"github.com/fireboom/fireboom/upstream"
 )
 
 // Upstream resilience, gateway side. The upstream hub re-establishes a
@@ -57,3 +59,7 @@ func (g *Gateway) refreshSchemaOnReconnect(ctx context.Context, reconnected <-ch
 		}
 	}
 }
+
+// HubStats reports the upstream hub's counters (connections,
+// subscriptions, reconnects, ...), for tools such as bench/soak.
+func (g *Gateway) HubStats() upstream.HubStats { return g.hub.Stats() }

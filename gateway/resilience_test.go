@@ -68,6 +68,7 @@ func postRoom(t *testing.T, g *testGateway, room, content string) {
 // clientStream is one open client stream read piece by piece.
 type clientStream struct {
 	t    *testing.T
+	body io.ReadCloser
 	r    *bufio.Reader
 	read strings.Builder
 }
@@ -79,7 +80,7 @@ func openClientStream(t *testing.T, url string) *clientStream {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, readAll(t, resp))
 	}
-	return &clientStream{t: t, r: bufio.NewReader(resp.Body)}
+	return &clientStream{t: t, body: resp.Body, r: bufio.NewReader(resp.Body)}
 }
 
 func (s *clientStream) until(want string) {

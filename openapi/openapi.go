@@ -88,24 +88,24 @@ func Build(ops []*operation.Operation, schema *ast.Schema, opt Options) ([]byte,
 			tags[op.Name[:i]] = true
 		}
 	}
-	doc := map[string]any{
-		"openapi": Version,
-		"info": map[string]any{
+	doc := document{
+		OpenAPI: Version,
+		Info: map[string]any{
 			"title":   opt.Title,
 			"version": opt.DocVersion,
 			"description": "The stored GraphQL operations of this fireboom gateway as REST endpoints. " +
 				"Queries are GET with variables as query parameters, mutations POST with a JSON body, " +
 				"subscriptions and live queries (wg_live=true) stream as Server-Sent Events or JSON lines.",
 		},
-		"paths": paths,
-		"components": map[string]any{
+		Paths: paths,
+		Components: map[string]any{
 			"schemas":         b.schemas,
 			"responses":       errorResponses(),
 			"securitySchemes": b.securitySchemes(),
 		},
 	}
 	if opt.ServerURL != "" {
-		doc["servers"] = []any{map[string]any{"url": opt.ServerURL}}
+		doc.Servers = []any{map[string]any{"url": opt.ServerURL}}
 	}
 	if len(tags) > 0 {
 		names := make([]string, 0, len(tags))
@@ -113,11 +113,9 @@ func Build(ops []*operation.Operation, schema *ast.Schema, opt Options) ([]byte,
 			names = append(names, t)
 		}
 		sort.Strings(names)
-		list := make([]any, len(names))
-		for i, n := range names {
-			list[i] = map[string]any{"name": n}
+		for _, n := range names {
+			doc.Tags = append(doc.Tags, map[string]any{"name": n})
 		}
-		doc["tags"] = list
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -127,6 +125,16 @@ func Build(ops []*operation.Operation, schema *ast.Schema, opt Options) ([]byte,
 		return nil, fmt.Errorf("openapi: encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// document is the top level, in the conventional member order.
+type document struct {
+	OpenAPI    string         `json:"openapi"`
+	Info       map[string]any `json:"info"`
+	Servers    []any          `json:"servers,omitempty"`
+	Tags       []any          `json:"tags,omitempty"`
+	Paths      map[string]any `json:"paths"`
+	Components map[string]any `json:"components"`
 }
 
 type builder struct {

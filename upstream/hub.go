@@ -61,6 +61,8 @@ type HubConfig struct {
 	// carries before another opens (default 100).
 	MaxOperationsPerConnection int
 	// MaxConnections caps open upstream connections; 0 means unlimited.
+	// At the cap, a connection that carries no subscription is closed to
+	// make room (a closing connection no longer counts).
 	MaxConnections int
 	// ReplayBuffer is how many recent events each shared subscription keeps
 	// for Last-Event-ID resume (default 256).
@@ -150,7 +152,10 @@ type Hub struct {
 	conns  map[string][]*conn // by connection identity; accepting new ops
 	all    map[*conn]struct{} // every connection not yet finished
 	shared map[string]*shared // dedup index by subscription identity
-	connNo uint64
+	// completed keeps normally completed shared subscriptions for
+	// ResumeHold, by subscription identity (see keepCompletedLocked).
+	completed map[string]completedSub
+	connNo    uint64
 }
 
 // NewHub validates cfg and makes a Hub. No connection opens until the first
@@ -206,6 +211,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		cfg: cfg, log: log, salt: strconv.FormatUint(salt, 36),
 		ctx: ctx, cancel: cancel,
 		conns: map[string][]*conn{}, all: map[*conn]struct{}{}, shared: map[string]*shared{},
+		completed: map[string]completedSub{},
 	}, nil
 }
 
@@ -244,6 +250,19 @@ func (h *Hub) Subscribe(ctx context.Context, req Request, opt SubscribeOptions) 
 	if h.closed {
 		h.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if opt.Dedup && opt.LastEventID != "" {
+		// The client follows a subscription that completed while it was
+		// away: it gets what it missed and done, not a new start.
+		if done := h.completed[skey].s; done != nil && done.follows(opt.LastEventID) {
+			done.mu.Lock()
+			done.replayLocked(sub.q, opt.LastEventID)
+			done.mu.Unlock()
+			sub.q.Close(event.DoneEvent)
+			sub.s = done
+			h.mu.Unlock()
+			return sub, nil
+		}
 	}
 	var s *shared
 	if opt.Dedup {
@@ -289,7 +308,7 @@ func (h *Hub) connForLocked(key string, hdr http.Header, init json.RawMessage) (
 			return c, nil
 		}
 	}
-	if h.cfg.MaxConnections > 0 && len(h.all) >= h.cfg.MaxConnections {
+	if h.cfg.MaxConnections > 0 && !h.roomForConnLocked() {
 		return nil, ErrTooManyConnections
 	}
 	h.connNo++
@@ -302,6 +321,37 @@ func (h *Hub) connForLocked(key string, hdr http.Header, init json.RawMessage) (
 	return c, nil
 }
 
+// completedSub is a completed shared subscription kept for resumes.
+type completedSub struct {
+	s      *shared
+	expiry *time.Timer
+}
+
+// keepCompletedLocked keeps s, which the upstream completed normally,
+// for ResumeHold: a client that was away when it completed (its stream
+// capped, or cut off) and comes back with a Last-Event-ID of it gets the
+// events it missed and done, instead of a gap and a new subscription.
+// h.mu is held.
+func (h *Hub) keepCompletedLocked(s *shared) {
+	if h.cfg.ResumeHold <= 0 || h.closed {
+		return
+	}
+	if old := h.completed[s.key]; old.expiry != nil {
+		old.expiry.Stop()
+	}
+	h.completed[s.key] = completedSub{s: s, expiry: time.AfterFunc(h.cfg.ResumeHold, func() {
+		if !h.background() {
+			return
+		}
+		defer h.wg.Done()
+		h.mu.Lock()
+		if h.completed[s.key].s == s {
+			delete(h.completed, s.key)
+		}
+		h.mu.Unlock()
+	})}
+}
+
 // background counts a timer callback in h.wg, unless the hub is closing;
 // the callback then calls h.wg.Done.
 func (h *Hub) background() bool {
@@ -311,6 +361,35 @@ func (h *Hub) background() bool {
 		return false
 	}
 	h.wg.Add(1)
+	return true
+}
+
+// roomForConnLocked reports whether another connection may open under
+// MaxConnections. Connections that are closing (idle, or evicted) do not
+// count: when the cap is reached it closes one that carries nothing (it
+// would close after IdleTimeout anyway) to make room. h.mu is held.
+func (h *Hub) roomForConnLocked() bool {
+	n := 0
+	var idle *conn
+	for c := range h.all {
+		if c.closing {
+			continue
+		}
+		n++
+		if len(c.ops) == 0 && idle == nil {
+			idle = c
+		}
+	}
+	if n < h.cfg.MaxConnections {
+		return true
+	}
+	if idle == nil {
+		return false
+	}
+	idle.closing = true
+	h.unlistConnLocked(idle)
+	idle.cancel()
+	h.log.Debug("upstream connection idle, closed to make room", "conn", idle.no)
 	return true
 }
 
@@ -371,6 +450,10 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
+	for key, done := range h.completed {
+		done.expiry.Stop()
+		delete(h.completed, key)
+	}
 	var all []*shared
 	for c := range h.all {
 		for _, s := range c.ops {

@@ -336,3 +336,22 @@ func TestHubClose(t *testing.T) {
 	sub.Close()
 	_ = h.Close()
 }
+
+// At MaxConnections, an idle connection makes room for another identity
+// at once instead of after IdleTimeout.
+func TestMaxConnectionsEvictsIdle(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	h := newTestHub(t, HubConfig{URL: fs.URL(), MaxConnections: 1, IdleTimeout: time.Hour})
+	a := subscribe(t, h, countdown, SubscribeOptions{})
+	fs.frame("subscribe", 1)
+	other := countdown
+	other.Header = http.Header{"Authorization": {"Bearer x"}}
+	if _, err := h.Subscribe(context.Background(), other, SubscribeOptions{}); !errors.Is(err, ErrTooManyConnections) {
+		t.Fatalf("busy connection: err = %v", err)
+	}
+	a.Close()
+	waitFor(t, "released", func() bool { return h.Stats().Subscriptions == 0 })
+	subscribe(t, h, other, SubscribeOptions{})
+	fs.frame("subscribe", 2)
+	waitFor(t, "idle connection closed", func() bool { return fs.openConns() == 1 && h.Stats().Connections == 1 })
+}

@@ -51,7 +51,7 @@ func reconnecting(h *Hub) bool {
 func post(t *testing.T, d *demo.Server, room, content string) {
 	t.Helper()
 	body, status, err := NewClient(d.URL(), nil, nil).Do(context.Background(), Request{
-		Query: `mutation($r: String!, $c: String!) { postMessage(room: $r, content: $c) { id } }`,
+		Query:     `mutation($r: String!, $c: String!) { postMessage(room: $r, content: $c) { id } }`,
 		Variables: []byte(`{"r":"` + room + `","c":"` + content + `"}`),
 	})
 	if err != nil || status != 200 {

@@ -304,3 +304,31 @@ func TestSuspendHoldsForResume(t *testing.T) {
 	fs.frame("complete", 2)
 	waitFor(t, "released", func() bool { return h2.Stats().Subscriptions == 0 })
 }
+
+// A client away when the subscription completed (capped or cut off) and
+// back within ResumeHold gets what it missed, then done: not a gap and a
+// new start.
+func TestResumeAcrossCompletion(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: time.Minute, CompleteGrace: -1})
+	a := subscribe(t, h, countdown, SubscribeOptions{Dedup: true})
+	ra := newReader(t, a)
+	f := fs.frame("subscribe", 1)
+	f.fc.next(f.ID, `{"data":1}`)
+	id1 := expectNext(t, ra, `{"data":1}`).ID
+	a.Suspend()
+	f.fc.next(f.ID, `{"data":2}`)
+	f.fc.complete(f.ID)
+	waitFor(t, "completed", func() bool { return h.Stats().Subscriptions == 0 })
+	rb := newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true, LastEventID: id1}))
+	expectNext(t, rb, `{"data":2}`)
+	if e := rb.next(); e.Kind != event.Done {
+		t.Fatalf("got %v after the missed event", e.Kind)
+	}
+	if n := fs.count("subscribe"); n != 1 {
+		t.Errorf("%d subscribe frames", n)
+	}
+	// Without a Last-Event-ID of it, a client starts afresh.
+	newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true}))
+	fs.frame("subscribe", 2)
+}

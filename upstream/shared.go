@@ -216,6 +216,12 @@ func (s *shared) noteBreakLocked() {
 	s.breaks = append(keep, s.seq)
 }
 
+// follows reports whether id names an event of this subscription.
+func (s *shared) follows(id string) bool {
+	inc, _, ok := parseEventID(id)
+	return ok && inc == s.inc
+}
+
 // eventID renders "<incarnation>-<seq base36>".
 func (s *shared) eventID(seq uint64) string {
 	var b [40]byte
@@ -348,6 +354,9 @@ func (s *shared) end(final *event.Event, cause error) uint64 {
 	}
 	s.ended, s.endErr = true, cause
 	s.stopHoldLocked()
+	if final.Kind == event.Done && s.key != "" && s.seq > 0 {
+		h.keepCompletedLocked(s)
+	}
 	clients := s.clients
 	s.clients = nil
 	for _, cl := range clients {

@@ -16,7 +16,7 @@
 //               tab-curl, tab-js, snippet-curl, snippet-js, copy-curl, copy-js
 //   streams:    streams, stream-count, stop-all, clear-ended, stream (data-name,
 //               data-state = connecting|open|streaming|reconnecting|done|error|failed|stopped),
-//               stream-status (aria-live), event-count, event-rate, stream-elapsed, stop,
+//               stream-vars, stream-status (aria-live), event-count, event-rate, stream-elapsed, stop,
 //               stream-close, events, event (data-id), gap, event-done, reconnected
 //   gateway:    stats, stats-status, stats-card, stats-open-streams, stats-upstream-connections,
 //               stats-upstream-subscriptions, stats-events-in, stats-events-out,
@@ -298,6 +298,8 @@ function updateStreamCount() {
   for (const s of streams) if (!s.el.isConnected) streams.delete(s);
   const running = [...streams].filter((s) => s.running()).length;
   $('[data-testid=stream-count]').textContent = `${running} running${streams.size > running ? `, ${streams.size - running} ended` : ''}`;
+  $('[data-testid=stop-all]').disabled = !running;
+  $('[data-testid=clear-ended]').disabled = streams.size === running;
   if (!streams.size) $('#streams-section').hidden = true;
 }
 // Stream cards report their end and removal through DOM changes.

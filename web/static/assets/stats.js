@@ -1,7 +1,8 @@
 // stats.js: the gateway panel. GET /_/stats is an SSE stream, one event a
 // second: {"openStreams","upstreamConnections","upstreamSubscriptions",
 // "eventsIn","eventsOut","time"}; the events are totals since start, so
-// per-second rates are computed here from consecutive samples.
+// per-second rates are computed here from consecutive samples. On shutdown
+// the gateway sends "event: done".
 
 import {h, svg} from './dom.js';
 
@@ -53,28 +54,43 @@ export function mountStats(container) {
   }
 
   function sample(d) {
-    const t = Date.parse(d.time) || Date.now();
+    const t = Date.parse(d.time);
+    const arrived = performance.now();
+    // Seconds between this sample and the previous one: the gateway's
+    // clock when it looks sane, else the time between arrivals (an older
+    // gateway stamped whole seconds, so two ticks could share one).
+    let dt = 0;
+    if (prev) {
+      const byServer = Number.isFinite(t) && Number.isFinite(prev.t) ? (t - prev.t) / 1000 : NaN;
+      dt = byServer >= 0.5 && byServer <= 30 ? byServer : Math.max(0.25, (arrived - prev.arrived) / 1000);
+    }
     for (const c of cards) {
       const raw = Number(d[c.m.key]);
       let v = Number.isFinite(raw) ? raw : null;
       if (c.m.rate) {
         const p = prev && Number(prev.d[c.m.key]);
-        const dt = prev ? Math.max(0.001, (t - prev.t) / 1000) : 0;
         // A total that went down means the gateway restarted: no rate for that second.
-        v = prev && v != null && Number.isFinite(p) && v >= p ? (v - p) / (dt || 1) : null;
+        v = prev && v != null && Number.isFinite(p) && v >= p ? (v - p) / dt : null;
       }
       c.series.push(v);
       if (c.series.length > POINTS) c.series.shift();
       c.value.textContent = v == null ? '–' : c.m.rate ? (v < 10 ? v.toFixed(1) : String(Math.round(v))) : String(v);
       draw(c);
     }
-    prev = {t, d};
+    prev = {t, arrived, d};
   }
 
   function connect() {
     clearTimeout(retry);
     es = new EventSource('/_/stats');
     es.addEventListener('open', () => { status.textContent = 'live'; status.dataset.state = 'live'; });
+    // The gateway is shutting down: the browser reconnects by itself, to
+    // this gateway once it is back (totals restart, so no rate across it).
+    es.addEventListener('done', () => {
+      status.textContent = 'gateway restarting…';
+      status.dataset.state = 'off';
+      prev = null;
+    });
     es.addEventListener('message', (e) => {
       try {
         const d = JSON.parse(e.data);

@@ -53,7 +53,7 @@ export function openStream({op, url, label, live = false, onEnd}) {
       h('span', {class: `badge kind-${live ? 'live' : op.kind}`}, live ? 'live' : 'sub'),
       h('strong', {class: 'mono'}, op.name)),
     h('div', {class: 'stream-actions'}, stopBtn, closeBtn)),
-  label ? h('p', {class: 'stream-vars mono', title: label}, label) : null,
+  label ? h('p', {class: 'stream-vars mono', testid: 'stream-vars', title: label}, label) : null,
   h('div', {class: 'stream-meta'},
     h('span', {class: 'dot', 'aria-hidden': 'true'}), statusEl),
   h('dl', {class: 'stream-figures'},

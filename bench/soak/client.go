@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tally adds up what every client saw.
+type tally struct {
+	mu       sync.Mutex
+	streams  int // 200 answers
+	resumed  int // of which sent Last-Event-ID
+	events   int
+	lost     int // events missing outside a declared gap
+	dups     int // events repeated or out of order
+	gaps     map[string]int
+	ends     map[string]int // streams the gateway ended, by why
+	refused  map[string]int // non-200 answers, by status
+	connErrs int
+}
+
+func newTally() *tally {
+	return &tally{gaps: map[string]int{}, ends: map[string]int{}, refused: map[string]int{}}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (t *tally) gapTotal() int     { return sum(t.gaps) }
+func (t *tally) endTotal() int     { return sum(t.ends) }
+func (t *tally) refusedTotal() int { return sum(t.refused) }
+
+// client is one churning SSE client of one symbol.
+type client struct {
+	hc        *http.Client
+	base      string
+	symbol    string
+	maxEvents int
+	t         *tally
+	rnd       *rand.Rand
+
+	// What it saw last, across its connections.
+	lastID  string // gateway event id; "" before the first event
+	inc     string
+	seq     uint64 // gateway seq within inc
+	tick    int    // the upstream's per-symbol seq
+	gapSeen bool   // a gap came after the last event
+}
+
+// loop connects, reads, leaves and comes back until ctx ends.
+func (c *client) loop(ctx context.Context) {
+	for ctx.Err() == nil {
+		if c.lastID != "" && c.rnd.IntN(10) == 0 {
+			c.forget() // now and then a new client
+		}
+		c.once(ctx)
+		pause := time.Duration(c.rnd.IntN(300)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (c *client) forget() {
+	c.lastID, c.inc, c.seq, c.tick, c.gapSeen = "", "", 0, 0, false
+}
+
+// once runs one connection.
+func (c *client) once(ctx context.Context) {
+	u := c.base + "/operations/Ticks?wg_sse=true&symbol=" + url.QueryEscape(c.symbol)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if c.lastID != "" {
+		req.Header.Set("Last-Event-ID", c.lastID)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.t.mu.Lock()
+			c.t.connErrs++
+			c.t.mu.Unlock()
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		c.t.mu.Lock()
+		c.t.refused[strconv.Itoa(resp.StatusCode)]++
+		c.t.mu.Unlock()
+		select { // as a client would, wait before trying again
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		return
+	}
+	c.t.mu.Lock()
+	c.t.streams++
+	if c.lastID != "" {
+		c.t.resumed++
+	}
+	c.t.mu.Unlock()
+	want := 1 + c.rnd.IntN(c.maxEvents)
+	got := 0
+	var id, name string
+	var data strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 16<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line != "" {
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				id = value
+			case "event":
+				name = value
+			case "data":
+				data.WriteString(value)
+			}
+			continue
+		}
+		// A blank line dispatches the event.
+		switch {
+		case name == "gap":
+			c.gap(data.String())
+		case name == "done":
+			c.end("done")
+			return
+		case id == "" && data.Len() > 0:
+			c.end(errorCode(data.String()))
+		case data.Len() > 0:
+			c.next(id, data.String())
+			got++
+			if got >= want {
+				return // the client leaves
+			}
+		}
+		id, name = "", ""
+		data.Reset()
+	}
+	if ctx.Err() == nil {
+		c.end("closed")
+	}
+}
+
+func (c *client) gap(data string) {
+	var g struct{ Reason string }
+	_ = json.Unmarshal([]byte(data), &g)
+	c.gapSeen = true
+	c.t.mu.Lock()
+	c.t.gaps[g.Reason]++
+	c.t.mu.Unlock()
+}
+
+func (c *client) end(why string) {
+	c.t.mu.Lock()
+	c.t.ends[why]++
+	c.t.mu.Unlock()
+}
+
+// next checks one event against the previous one.
+func (c *client) next(id, data string) {
+	var ev struct {
+		Data struct {
+			StockPricesChanged struct {
+				Symbol string
+				Seq    int
+			}
+		}
+	}
+	_ = json.Unmarshal([]byte(data), &ev)
+	tick := ev.Data.StockPricesChanged.Seq
+	inc, seqText, _ := strings.Cut(id, "-")
+	seq, _ := strconv.ParseUint(seqText, 36, 64)
+	lost, dup := 0, 0
+	if c.lastID != "" && !c.gapSeen {
+		// Events the gateway had but this client missed show in both
+		// sequences, events the gateway missed only in the upstream's.
+		switch {
+		case inc != c.inc || seq <= c.seq:
+			dup++ // a new incarnation must come with a gap
+		case seq > c.seq+1:
+			lost = int(seq - c.seq - 1)
+		}
+		switch {
+		case tick <= c.tick:
+			dup++
+		case tick > c.tick+1:
+			lost = max(lost, tick-c.tick-1)
+		}
+		if ev.Data.StockPricesChanged.Symbol != c.symbol {
+			dup++
+		}
+	}
+	c.lastID, c.inc, c.seq, c.tick, c.gapSeen = id, inc, seq, tick, false
+	c.t.mu.Lock()
+	c.t.events++
+	c.t.lost += lost
+	if dup > 0 {
+		c.t.dups++
+	}
+	c.t.mu.Unlock()
+}
+
+func errorCode(data string) string {
+	var e struct {
+		Errors []struct {
+			Extensions struct{ Code string }
+		}
+	}
+	if json.Unmarshal([]byte(data), &e) != nil || len(e.Errors) == 0 || e.Errors[0].Extensions.Code == "" {
+		return "error"
+	}
+	return e.Errors[0].Extensions.Code
+}
