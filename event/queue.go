@@ -56,6 +56,9 @@ type Queue struct {
 	dropped int    // events dropped since the last Take (DropOldest)
 	lastID  string // id of the newest dropped event, for the gap notice
 	cut     bool   // an overflow closed the queue (Disconnect)
+	// extraEvents and extraBytes raise the limits by what Backfill queued,
+	// until the next Take.
+	extraEvents, extraBytes int
 }
 
 // NewQueue makes a queue with the given limits.
@@ -92,13 +95,13 @@ func (q *Queue) Push(e *Event) int {
 	res := Queued
 	if e.Kind.Terminal() {
 		q.closed = true
-	} else if n := len(q.events) - q.head; n >= q.lim.MaxEvents || (n > 0 && q.bytes+e.Size() > q.lim.MaxBytes) {
+	} else if n := len(q.events) - q.head; n >= q.lim.MaxEvents+q.extraEvents || (n > 0 && q.bytes+e.Size() > q.lim.MaxBytes+q.extraBytes) {
 		if q.lim.Policy == Disconnect {
 			q.closed, q.cut = true, true
 			e = NewError("SlowConsumer", "the client did not read fast enough; reconnect with Last-Event-ID to resume")
 			res = Cut
 		} else {
-			for len(q.events)-q.head > 0 && (len(q.events)-q.head >= q.lim.MaxEvents || q.bytes+e.Size() > q.lim.MaxBytes) {
+			for len(q.events)-q.head > 0 && (len(q.events)-q.head >= q.lim.MaxEvents+q.extraEvents || q.bytes+e.Size() > q.lim.MaxBytes+q.extraBytes) {
 				old := q.events[q.head]
 				q.events[q.head] = nil
 				q.head++
@@ -119,6 +122,26 @@ func (q *Queue) Push(e *Event) int {
 	q.mu.Unlock()
 	q.signal()
 	return res
+}
+
+// Backfill queues a non-terminal event of the past (a replay of missed
+// events, a gap notice) whatever the limits, and raises them by its size
+// until the next Take: a client that resumes is not cut off for the
+// backlog it asked for, and still has its full room for live events.
+// It reports false when the queue is closed.
+func (q *Queue) Backfill(e *Event) bool {
+	q.mu.Lock()
+	if q.closed || e.Kind.Terminal() {
+		q.mu.Unlock()
+		return false
+	}
+	q.events = append(q.events, e)
+	q.bytes += e.Size()
+	q.extraEvents++
+	q.extraBytes += e.Size()
+	q.mu.Unlock()
+	q.signal()
+	return true
 }
 
 // Close ends the queue with a terminal event (Done or Error) after what is
@@ -174,6 +197,7 @@ func (q *Queue) Take(dst []*Event) []*Event {
 		q.events[i] = nil
 	}
 	q.events, q.head, q.bytes = q.events[:0], 0, 0
+	q.extraEvents, q.extraBytes = 0, 0
 	q.mu.Unlock()
 	return dst
 }

@@ -348,6 +348,87 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	}
 }
 
+// A client cut off while it was not reading, which then reads what it was
+// sent, gets its queued events, the SlowConsumer error and a retry hint
+// (no done); reconnecting with Last-Event-ID, as EventSource does, it
+// resumes without loss.
+func TestSlowConsumerCutThenResume(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "subscriptions": {"queueEvents": 2}`))
+	g, slow, readers := slowClient(t, d, g, "cut")
+	sent := 0
+	for g.hub.Stats().Cut == 0 {
+		if sent == 100 {
+			t.Fatal("100 messages of 64 KB and the client that never reads was not cut off")
+		}
+		sent++
+		post(t, g, "cut", bigMessage(sent))
+		for _, r := range readers {
+			r.nextMessage()
+		}
+	}
+	for range 2 { // published after the cut-off
+		sent++
+		post(t, g, "cut", bigMessage(sent))
+		for _, r := range readers {
+			r.nextMessage()
+		}
+	}
+	// The client reads again: its stream ends with the error and the hint.
+	_ = slow.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(slow.resp.Body)
+	var got []string
+	lastID := ""
+	for {
+		block, err := readBlock(br)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		if strings.HasPrefix(block, "data: {\"errors\"") {
+			want := `data: {"errors":[{"message":"the client did not read fast enough; reconnect with Last-Event-ID to resume","extensions":{"code":"SlowConsumer"}}]}` + "\n\n"
+			if block != want {
+				t.Fatalf("error event %q, want %q", block, want)
+			}
+			break
+		}
+		var v struct {
+			Data struct {
+				MessageCreated struct{ Content string } `json:"messageCreated"`
+			} `json:"data"`
+		}
+		id, data, _ := strings.Cut(strings.TrimPrefix(block, "id: "), "\ndata: ")
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Fatalf("block %.200q: %v", block, err)
+		}
+		got = append(got, name(v.Data.MessageCreated.Content))
+		lastID = id
+	}
+	if rest, _ := io.ReadAll(br); string(rest) != "retry: 1000\n\n" {
+		t.Fatalf("after the error: %q, want the retry hint and the end", rest)
+	}
+	// Reconnect with the last id it got: the rest, then live events.
+	r := openSSE(t, roomURL(g, "cut"), "Last-Event-ID", lastID)
+	for range sent - len(got) {
+		c, _ := r.nextMessage()
+		got = append(got, name(c))
+	}
+	sent++
+	post(t, g, "cut", bigMessage(sent))
+	c, _ := r.nextMessage()
+	got = append(got, name(c))
+	for i, n := range got {
+		if n != fmt.Sprintf("m%d", i+1) {
+			t.Fatalf("messages across the cut-off: %v", got)
+		}
+	}
+	if len(got) != sent {
+		t.Fatalf("%d messages of %d: %v", len(got), sent, got)
+	}
+	if st := d.Stats(); st.SubscriptionsStarted != 1 {
+		t.Errorf("upstream subscriptions started: %d", st.SubscriptionsStarted)
+	}
+}
+
 // With drop-oldest the slow client loses its oldest queued events and is
 // told so with one gap event; the others lose nothing.
 func TestSlowConsumerDropOldest(t *testing.T) {

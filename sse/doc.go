@@ -12,6 +12,7 @@
 //	Next       id: <ID>\ndata: <Data>\n\n   (no id line when ID is empty)
 //	Gap        id: <ID>\nevent: gap\ndata: <Data>\n\n   (no id line when ID is empty; the stream goes on)
 //	Error      data: <Data>\n\nevent: done\ndata: done\n\n
+//	cut-off    data: <the SlowConsumer error>\n\nretry: <ms>\n\n   (no done, see below)
 //	Done       event: done\ndata: done\n\n
 //	heartbeat  :\n\n
 //	expiry     data: {"errors":[{"message":"token expired","extensions":{"code":"TokenExpired"}}]}\n\nevent: done\ndata: done\n\n
@@ -25,7 +26,9 @@
 // clients that follow the contract close their EventSource on "done", which
 // would turn a routine connection recycle into the end of the subscription.
 // Without it EventSource reconnects after the retry hint and resumes with
-// Last-Event-ID.
+// Last-Event-ID. A slow-consumer cut-off (an Error event whose code is
+// SlowConsumer, pushed by an overflowing event.Queue) ends the same way,
+// after the error event, for the same reason.
 //
 // JSON stream (application/x-ndjson, same cache headers, flushed at once):
 //

@@ -344,9 +344,17 @@ func (s *stream) deliver(batch []*event.Event) (res Result, end, wrote bool) {
 	s.deadline()
 	for _, e := range batch {
 		n++
-		if s.sse {
+		switch {
+		case s.sse && e.Kind == event.Error && bytes.Contains(e.Data, slowCode):
+			// Cut off as a slow consumer: the error, then the retry hint
+			// and no done, so that EventSource reconnects and resumes with
+			// Last-Event-ID (done would make it stop for good).
+			b = appendData(b, e.Data)
+			b = append(b, '\n')
+			b = appendRetry(b, s.opt.Retry.Milliseconds())
+		case s.sse:
 			b = appendSSE(b, e)
-		} else {
+		default:
 			b = appendJSON(b, e)
 		}
 		if e.Kind == event.Next {

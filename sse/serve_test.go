@@ -186,7 +186,7 @@ func TestSSESlowConsumerCut(t *testing.T) {
 	h := newHarness(t, q, Options{})
 	resp := h.get(t.Context(), "?wg_sse=true")
 	want := "id: 1\ndata: " + result1 + "\n\n" +
-		`data: {"errors":[{"message":"the client did not read fast enough; reconnect with Last-Event-ID to resume","extensions":{"code":"SlowConsumer"}}]}` + "\n\n" + doneBytes
+		`data: {"errors":[{"message":"the client did not read fast enough; reconnect with Last-Event-ID to resume","extensions":{"code":"SlowConsumer"}}]}` + "\n\nretry: 1000\n\n"
 	if got := readAll(t, resp.Body); got != want {
 		t.Fatalf("body:\n got %q\nwant %q", got, want)
 	}

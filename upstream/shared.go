@@ -147,7 +147,7 @@ func (s *shared) addLocked(sub *Subscription, opt *SubscribeOptions) {
 	case opt.LastEventID != "":
 		s.replayLocked(sub.q, opt.LastEventID)
 	case opt.ReplayLast && s.last != nil:
-		sub.q.Push(s.last)
+		sub.q.Backfill(s.last)
 		s.h.st.out.Add(1)
 	}
 	sub.idx = len(s.clients)
@@ -157,7 +157,9 @@ func (s *shared) addLocked(sub *Subscription, opt *SubscribeOptions) {
 }
 
 // replayLocked queues the ring's events after lastID, or one Gap when they
-// can't be given without loss. s.mu is held.
+// can't be given without loss. It backfills (event.Queue.Backfill): a
+// replay larger than the client's queue limits does not cut it off. s.mu
+// is held.
 func (s *shared) replayLocked(q *event.Queue, lastID string) {
 	inc, seq, ok := parseEventID(lastID)
 	// A gap names the newest event (seq 0 before the first one) as its
@@ -166,25 +168,25 @@ func (s *shared) replayLocked(q *event.Queue, lastID string) {
 	if !ok || inc != s.inc || seq > s.seq {
 		// Another incarnation (or the gateway restarted): we can't tell
 		// what was missed.
-		q.Push(event.NewGap(event.GapData{LastEventID: newest, Reason: "restarted"}))
+		q.Backfill(event.NewGap(event.GapData{LastEventID: newest, Reason: "restarted"}))
 		return
 	}
 	oldest := s.seq - uint64(s.ringN) + 1
 	if seq+1 < oldest {
 		// Everything after seq up to now is skipped; live events follow.
-		q.Push(event.NewGap(event.GapData{Missed: int(s.seq - seq), LastEventID: newest, Reason: "expired"}))
+		q.Backfill(event.NewGap(event.GapData{Missed: int(s.seq - seq), LastEventID: newest, Reason: "expired"}))
 		return
 	}
 	n := int(s.seq - seq)
 	for i := n; i > 0; i-- {
 		if s.brokeAfter(s.seq - uint64(i)) {
-			q.Push(reconnectGap)
+			q.Backfill(reconnectGap)
 		}
 		pos := (s.ringPos - i + len(s.ring)) % len(s.ring)
-		q.Push(s.ring[pos])
+		q.Backfill(s.ring[pos])
 	}
 	if s.brokeAfter(s.seq) {
-		q.Push(reconnectGap)
+		q.Backfill(reconnectGap)
 	}
 	s.h.st.out.Add(int64(n))
 }

@@ -20,7 +20,8 @@ type tally struct {
 	streams  int // 200 answers
 	resumed  int // of which sent Last-Event-ID
 	events   int
-	lost     int // events missing outside a declared gap
+	lost     int // events missing outside a declared gap (1 when unknown)
+	breaks   int // undeclared discontinuities
 	dups     int // events repeated or out of order
 	gaps     map[string]int
 	ends     map[string]int // streams the gateway ended, by why
@@ -188,31 +189,39 @@ func (c *client) next(id, data string) {
 	tick := ev.Data.StockPricesChanged.Seq
 	inc, seqText, _ := strings.Cut(id, "-")
 	seq, _ := strconv.ParseUint(seqText, 36, 64)
-	lost, dup := 0, 0
+	lost, dup := 0, false
 	if c.lastID != "" && !c.gapSeen {
 		// Events the gateway had but this client missed show in both
 		// sequences, events the gateway missed only in the upstream's.
+		gw := 0
 		switch {
-		case inc != c.inc || seq <= c.seq:
-			dup++ // a new incarnation must come with a gap
+		case inc != c.inc:
+			gw = 1 // another incarnation without a gap: an unknown loss
+		case seq <= c.seq:
+			dup = true
 		case seq > c.seq+1:
-			lost = int(seq - c.seq - 1)
+			gw = int(seq - c.seq - 1)
 		}
+		up := 0
 		switch {
-		case tick <= c.tick:
-			dup++
 		case tick > c.tick+1:
-			lost = max(lost, tick-c.tick-1)
+			up = tick - c.tick - 1
+		case tick <= c.tick && !dup:
+			up = 1 // the upstream started over without a gap: an unknown loss
 		}
+		lost = max(gw, up)
 		if ev.Data.StockPricesChanged.Symbol != c.symbol {
-			dup++
+			dup = true
 		}
 	}
 	c.lastID, c.inc, c.seq, c.tick, c.gapSeen = id, inc, seq, tick, false
 	c.t.mu.Lock()
 	c.t.events++
 	c.t.lost += lost
-	if dup > 0 {
+	if lost > 0 {
+		c.t.breaks++
+	}
+	if dup {
 		c.t.dups++
 	}
 	c.t.mu.Unlock()

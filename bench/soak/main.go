@@ -252,7 +252,7 @@ func report(out io.Writer, t *tally, restarts int, reconnects int64) {
 	fmt.Fprintf(out, "streams served: %d (resumed with Last-Event-ID: %d, new: %d)\n", t.streams, t.resumed, t.streams-t.resumed)
 	fmt.Fprintf(out, "events received: %d\n", t.events)
 	fmt.Fprintf(out, "gaps declared: %d %s\n", t.gapTotal(), counts(t.gaps))
-	fmt.Fprintf(out, "events lost outside declared gaps: %d\n", t.lost)
+	fmt.Fprintf(out, "events lost outside declared gaps: %d (undeclared discontinuities: %d)\n", t.lost, t.breaks)
 	fmt.Fprintf(out, "duplicate or out-of-order events: %d\n", t.dups)
 	fmt.Fprintf(out, "streams ended by the gateway: %d %s\n", t.endTotal(), counts(t.ends))
 	fmt.Fprintf(out, "requests refused: %d %s; connect errors: %d\n", t.refusedTotal(), counts(t.refused), t.connErrs)
