@@ -170,7 +170,9 @@ type GapData struct {
 	// LastEventID is the id of the last event that was missed, when known;
 	// the stream resumes after it.
 	LastEventID string `json:"lastEventId,omitempty"`
-	// Reason says why: "slow-consumer", "expired" or "restarted".
+	// Reason says why: "slow-consumer", "expired", "restarted", or
+	// "reconnected" (the upstream connection dropped and was re-established:
+	// what the upstream published meanwhile may be lost).
 	Reason string `json:"reason"`
 }
 

@@ -17,9 +17,9 @@ import (
 )
 
 // Fan-out through the real gateway and the real demo upstream over
-// loopback: deduplication, multiplexing, isolation, resume, gaps. The
-// upstream's own counters (demo Stats) are the witness. Slow consumers,
-// limits and the lifetime cap are in limits_test.go.
+// loopback: deduplication, multiplexing, isolation. The upstream's own
+// counters (demo Stats) are the witness. Slow consumers and limits are in
+// limits_test.go, resuming and gaps in resume_test.go.
 
 // sseEvent is one dispatched event-stream block, parsed as EventSource
 // does (comments skipped; a block holding only retry: is kept so that tests
@@ -423,129 +423,6 @@ func TestThousandSubscriptionsOnTenConnections(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "every upstream subscription completed", func() bool { return d.Stats().ActiveSubscriptions == 0 })
 	t.Logf("all completed after %v", time.Since(start))
-}
-
-// incarnation is the part of an event id that names one upstream
-// subscription (ids are opaque to clients; the tests know their shape).
-func incarnation(id string) string {
-	i := strings.LastIndexByte(id, '-')
-	if i < 0 {
-		return id
-	}
-	return id[:i]
-}
-
-// A client that reconnects with Last-Event-ID to a live shared
-// subscription gets exactly the events it missed, then live ones.
-func TestResumeNoGapNoDuplicate(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, defaultConfig)
-	keeper := openSSE(t, roomURL(g, "resume"))
-	c := openSSE(t, roomURL(g, "resume"))
-	waitActive(t, d, 1)
-	postN(t, g, "resume", "m", 1, 2)
-	all := keeper.expectMessages("m1", "m2")
-	seen := c.expectMessages("m1", "m2")
-	c.close()
-	// Missed while away; the keeper holds the upstream subscription.
-	all = append(all, keeper.expectMessages(postN(t, g, "resume", "m", 3, 4)...)...)
-	c = openSSE(t, roomURL(g, "resume"), "Last-Event-ID", seen[1])
-	ids := c.expectMessages("m3", "m4")
-	post(t, g, "resume", "m5")
-	all = append(all, keeper.expectMessages("m5")...)
-	ids = append(ids, c.expectMessages("m5")...)
-	c.none(50 * time.Millisecond)
-	if strings.Join(ids, " ") != strings.Join(all[2:], " ") {
-		t.Errorf("resumed ids %q, the keeper saw %q", ids, all[2:])
-	}
-	// ?wg_last_event_id= does the same on a first connection (EventSource
-	// can't set headers; a page can remember the id).
-	q := openSSE(t, roomURL(g, "resume")+"&wg_last_event_id="+all[0])
-	q.expectMessages("m2", "m3", "m4", "m5")
-	post(t, g, "resume", "m6")
-	q.expectMessages("m6")
-	// The header wins over the parameter.
-	h := openSSE(t, roomURL(g, "resume")+"&wg_last_event_id="+all[0], "Last-Event-ID", all[3])
-	h.expectMessages("m5", "m6")
-	h.none(50 * time.Millisecond)
-	if n := d.Stats().SubscriptionsStarted; n != 1 {
-		t.Errorf("upstream subscriptions started: %d", n)
-	}
-}
-
-// An id older than the replay ring, or of a subscription that no longer
-// runs, gets exactly one gap event, then live events.
-func TestResumeGapEvent(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, configWith("", `, "subscriptions": {"replayBuffer": 2}`))
-	keeper := openSSE(t, roomURL(g, "gap"))
-	waitActive(t, d, 1)
-	post(t, g, "gap", "m1")
-	first := keeper.expectMessages("m1")[0]
-	ids := keeper.expectMessages(postN(t, g, "gap", "m", 2, 5)...) // the ring holds m4 and m5
-	newest := ids[3]
-
-	c := openSSE(t, roomURL(g, "gap"), "Last-Event-ID", first)
-	ev := c.next()
-	want := "id: " + newest + "\nevent: gap\ndata: {\"missed\":4,\"lastEventId\":\"" + newest + "\",\"reason\":\"expired\"}\n\n"
-	if ev.Raw != want {
-		t.Fatalf("too old an id: %q, want %q", ev.Raw, want)
-	}
-	post(t, g, "gap", "m6")
-	keeper.expectMessages("m6")
-	c.expectMessages("m6")
-	c.none(50 * time.Millisecond)
-
-	// EventSource took the gap's id as its last event id: reconnecting with
-	// it resumes right after the gap.
-	c.close()
-	c = openSSE(t, roomURL(g, "gap"), "Last-Event-ID", ev.ID)
-	c.expectMessages("m6")
-
-	// An id of another incarnation (a restarted subscription, or another
-	// gateway): reason restarted, missed unknown (0).
-	r := openSSE(t, roomURL(g, "gap"), "Last-Event-ID", "abc123-5")
-	ev = r.next()
-	want = "id: " + incarnation(newest) + "-6\nevent: gap\ndata: {\"missed\":0,\"lastEventId\":\"" + incarnation(newest) + "-6\",\"reason\":\"restarted\"}\n\n"
-	if ev.Raw != want {
-		t.Fatalf("unknown id: %q, want %q", ev.Raw, want)
-	}
-	post(t, g, "gap", "m7")
-	r.expectMessages("m7")
-	r.none(50 * time.Millisecond)
-
-	// The JSON stream gets the gap as a GraphQL-shaped error line, and goes on.
-	resp := get(t, g.URL+"/operations/chat/MessageCreated?room=gap", "Last-Event-ID", first)
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	line := readUntil(t, br, "\n\n", 5*time.Second)
-	if want := `{"errors":[{"message":"events were missed","extensions":{"code":"Gap","missed":6,"lastEventId":"` + incarnation(newest) + `-7","reason":"expired"}}]}` + "\n\n"; line != want {
-		t.Errorf("JSON stream gap %q, want %q", line, want)
-	}
-}
-
-// A first connection to a subscription that is not running yet, with an
-// id the client kept from before: one gap (restarted), then events.
-func TestResumeRestartedSubscription(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, defaultConfig)
-	a := openSSE(t, roomURL(g, "restart"))
-	waitActive(t, d, 1)
-	post(t, g, "restart", "m1")
-	old := a.expectMessages("m1")[0]
-	a.close()
-	waitActive(t, d, 0)
-	b := openSSE(t, roomURL(g, "restart")+"&wg_last_event_id="+old)
-	ev := b.next()
-	if ev.Event != "gap" || !strings.Contains(ev.Data, `"reason":"restarted"`) || incarnation(ev.ID) == incarnation(old) || !strings.HasSuffix(ev.ID, "-0") {
-		t.Fatalf("gap %q", ev.Raw)
-	}
-	waitActive(t, d, 1)
-	post(t, g, "restart", "m2")
-	ids := b.expectMessages("m2")
-	if incarnation(ids[0]) != incarnation(ev.ID) {
-		t.Errorf("event %q after gap %q", ids[0], ev.ID)
-	}
 }
 
 // isolationGateway serves the demo chat plus a subscription whose room is

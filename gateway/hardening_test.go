@@ -122,7 +122,8 @@ func TestHardeningDeeplyNestedJSON(t *testing.T) {
 			if resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge && tc.method == "GET" {
 				continue
 			}
-			if (resp.StatusCode != 400 && resp.StatusCode != 413) || !strings.Contains(body, `"code":"`) {
+			want := map[int]string{400: "InputValidationError", 413: "PayloadTooLarge"}[resp.StatusCode]
+			if want == "" || errorCode(t, body) != want {
 				t.Errorf("%s, depth %d: %d %.200s", tc.name, depth, resp.StatusCode, body)
 			}
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/fireboom/fireboom/upstream/demo"
 )
 
-// Slow consumers, stream limits and the stream lifetime cap, through the
-// real gateway and demo upstream.
+// Slow consumers and stream limits, through the real gateway and demo
+// upstream.
 
 // rawStream is an HTTP/1.1 request on a bare TCP connection: the test
 // decides when, and whether, the response body is read.
@@ -543,104 +543,5 @@ func readBlock(br *bufio.Reader) (string, error) {
 			continue
 		}
 		sb.WriteString(line)
-	}
-}
-
-// A stream capped by subscriptions.maxLifetime ends with a retry hint and
-// no done; reconnecting with Last-Event-ID, as EventSource does after the
-// hint, resumes without loss, even for the subscription's only client.
-func TestMaxLifetimeResumesWithoutLoss(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, configWith("", `, "subscriptions": {"maxLifetime": "250ms"}`))
-	const from = 30
-	url := g.URL + fmt.Sprintf("/operations/Countdown?wg_sse=true&from=%d&interval=25", from)
-	var values []int
-	lastID := ""
-	capped := 0
-	for attempt := 0; ; attempt++ {
-		if attempt == 20 {
-			t.Fatalf("no done after 20 connections; values %v", values)
-		}
-		var s *sseStream
-		if lastID == "" {
-			s = openSSE(t, url)
-		} else {
-			s = openSSE(t, url, "Last-Event-ID", lastID)
-		}
-		ended := ""
-		for ended == "" {
-			ev := s.next()
-			switch {
-			case ev.Event == "done":
-				ended = "done"
-			case ev.Retry != "":
-				if ev.Raw != "retry: 1000\n\n" {
-					t.Fatalf("lifetime end %q, want %q", ev.Raw, "retry: 1000\n\n")
-				}
-				ended = "capped"
-			case ev.Event == "gap":
-				t.Fatalf("gap after %v: %q", values, ev.Raw)
-			default:
-				var v struct {
-					Data struct{ Countdown int } `json:"data"`
-				}
-				if err := json.Unmarshal([]byte(ev.Data), &v); err != nil || !ev.HasID {
-					t.Fatalf("event %q", ev.Raw)
-				}
-				values = append(values, v.Data.Countdown)
-				lastID = ev.ID
-			}
-		}
-		s.ended()
-		if ended == "done" {
-			break
-		}
-		capped++
-		// EventSource waits the retry hint before reconnecting.
-		time.Sleep(time.Second)
-	}
-	if capped == 0 {
-		t.Fatal("the stream was never capped")
-	}
-	for i, v := range values {
-		if v != from-i {
-			t.Fatalf("values across %d reconnects: %v", capped, values)
-		}
-	}
-	if len(values) != from+1 {
-		t.Fatalf("values across %d reconnects: %v", capped, values)
-	}
-	if n := d.Stats().SubscriptionsStarted; n != 1 {
-		t.Errorf("upstream subscriptions started: %d, want 1 (resumed, not restarted)", n)
-	}
-	t.Logf("%d values over %d capped streams", len(values), capped+1)
-}
-
-// The same with a subscription that never completes: events published
-// while the capped client is away (it is the only one) are kept for it.
-func TestMaxLifetimeKeepsEventsWhileAway(t *testing.T) {
-	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, configWith("", `, "subscriptions": {"maxLifetime": "1s"}`))
-	s := openSSE(t, roomURL(g, "capped"))
-	waitActive(t, d, 1)
-	post(t, g, "capped", "m1")
-	ids := s.expectMessages("m1")
-	next := 2
-	for round := range 2 {
-		// The stream ends at the cap with the retry hint only.
-		if ev := s.next(); ev.Raw != "retry: 1000\n\n" {
-			t.Fatalf("round %d: %q, want the retry hint", round, ev.Raw)
-		}
-		s.ended()
-		// Published while nobody is connected.
-		away := postN(t, g, "capped", "m", next, next+1)
-		s = openSSE(t, roomURL(g, "capped"), "Last-Event-ID", ids[len(ids)-1])
-		ids = s.expectMessages(away...)
-		live := postN(t, g, "capped", "m", next+2, next+2)
-		ids = append(ids, s.expectMessages(live...)...)
-		next += 3
-	}
-	if st := d.Stats(); st.SubscriptionsStarted != 1 {
-		t.Errorf("upstream subscriptions started: %d, want 1", st.SubscriptionsStarted)
 	}
 }

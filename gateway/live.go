@@ -30,7 +30,11 @@ func (g *Gateway) newPollers() *live.Hub {
 // client whose upstream request is identical. Auth, limits, modes,
 // heartbeats, expiry and ids are those of subscriptions.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
-	if c.ep.Kind != operation.Query || c.ep.live <= 0 {
+	if c.ep.Kind != operation.Query {
+		newError(http.StatusBadRequest, codeInput, "wg_live=true is for queries; "+c.ep.Name+" is a "+string(c.ep.Kind)).write(w)
+		return
+	}
+	if c.ep.live <= 0 {
 		newError(http.StatusBadRequest, codeInput, c.ep.Name+` is not a live query: set "operations": {"`+c.ep.Name+`": {"liveInterval": "2s"}} in fireboom.json`).write(w)
 		return
 	}

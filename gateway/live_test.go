@@ -245,7 +245,8 @@ func TestLiveRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := readAll(t, resp); resp.StatusCode != http.StatusBadRequest {
+	if b := readAll(t, resp); resp.StatusCode != http.StatusBadRequest ||
+		b != `{"code":"InputValidationError","message":"wg_live=true is for queries; chat/PostMessage is a mutation"}` {
 		t.Errorf("live mutation: %d %s", resp.StatusCode, b)
 	}
 	resp = get(t, g.URL+"/operations/stocks/Price?symbol=ACME&wg_live=maybe")

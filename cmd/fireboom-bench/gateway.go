@@ -188,10 +188,16 @@ func (g *gatewayProc) stop() {
 	_ = os.RemoveAll(g.dir)
 }
 
-// logTail returns the last lines of the gateway's log, for error reports.
+// logTail returns the last warnings and errors of the gateway's log (the
+// bench starts it at level warn), for the report.
 func (g *gatewayProc) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(g.dir, "gateway.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" && !strings.Contains(l, "FIREBOOM_PPROF") {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > 10 {
 		lines = lines[len(lines)-10:]
 	}

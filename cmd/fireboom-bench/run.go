@@ -174,10 +174,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	r, err := measure(ctx, c, probe, stats, bearer, logf)
-	if gw != nil && r != nil {
-		r.GatewayLog = gw.logTail()
+	var logTail func() string
+	if gw != nil {
+		logTail = gw.logTail
 	}
+	r, err := measure(ctx, c, probe, stats, bearer, logTail, logf)
 	if r != nil {
 		r.print(stdout)
 		if c.jsonOut != "" {
@@ -190,7 +191,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 }
 
 // measure runs the phases: baseline, ramp, settle, hold, report.
-func measure(ctx context.Context, c *runConfig, probe *gatewayProbe, stats statsFunc, bearer string, logf func(string, ...any)) (*report, error) {
+// logTail, when set, reads the gateway's recent warnings.
+func measure(ctx context.Context, c *runConfig, probe *gatewayProbe, stats statsFunc, bearer string, logTail func() string, logf func(string, ...any)) (*report, error) {
 	r := &report{Mode: c.mode(), Clients: c.clients, Rate: c.rate, Hold: c.hold.String(), Command: strings.Join(os.Args, " ")}
 	if r.Mode != "shared" {
 		r.Rate = 0
@@ -284,6 +286,9 @@ hold:
 	}
 	reports, rerr := collectReports(ws, 20*time.Second)
 	held := time.Since(t0)
+	if logTail != nil {
+		r.GatewayLog = logTail() // before the clients leave, which logs too
+	}
 	s1, err := probe.sample(ctx)
 	if err != nil {
 		return r, err
