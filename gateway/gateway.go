@@ -51,6 +51,11 @@ type Gateway struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines owned by the gateway
+
+	// detached counts the streams that outlived their handler (streamTo).
+	detached     sync.WaitGroup
+	detachMu     sync.Mutex
+	detachClosed bool
 }
 
 // Options are the parts of a Gateway that are not in the config file.
@@ -203,6 +208,7 @@ func (g *Gateway) Close() error {
 	g.BeginShutdown()
 	g.cancel()
 	g.wg.Wait()
+	g.waitStreams()
 	g.pollers.Close()
 	err := g.hub.Close()
 	g.auth.Close()

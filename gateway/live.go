@@ -48,7 +48,12 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		aerr.write(w)
 		return
 	}
-	defer release()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	opt := live.JoinOptions{
 		Patch: r.URL.Query().Get("wg_json_patch") == "true",
 		Queue: g.queueLimits(),
@@ -81,8 +86,11 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
 		return
 	}
-	defer cl.Close()
-	g.streamTo(w, r, c, mode, cl.Queue())
+	handedOff = true
+	g.streamTo(w, r, c, mode, cl.Queue(), func(string) {
+		cl.Close()
+		release()
+	})
 }
 
 // liveKey is what makes two live queries one: the interval and exactly

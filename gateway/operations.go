@@ -156,7 +156,12 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 		aerr.write(w)
 		return
 	}
-	defer release()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
 		Dedup:       c.ep.dedup,
@@ -178,14 +183,18 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
 		return
 	}
-	switch g.streamTo(w, r, c, mode, sub.Queue()) {
-	case sse.ReasonLifetime, sse.ReasonSlowConsumer:
-		// The gateway ended the stream and the client is expected back
-		// at once: keep the upstream subscription for its resume.
-		sub.Suspend()
-	default:
-		sub.Close()
-	}
+	handedOff = true
+	g.streamTo(w, r, c, mode, sub.Queue(), func(reason string) {
+		switch reason {
+		case sse.ReasonLifetime, sse.ReasonSlowConsumer:
+			// The gateway ended the stream and the client is expected
+			// back at once: keep the upstream subscription for its resume.
+			sub.Suspend()
+		default:
+			sub.Close()
+		}
+		release()
+	})
 }
 
 func lastEventID(r *http.Request) string {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,9 @@ func (g *Gateway) requestLog(next http.Handler) http.Handler {
 		// Deferred so that a handler aborted with http.ErrAbortHandler is
 		// logged too (with the status written so far, 0 if none).
 		defer func() {
+			if lw.held {
+				return // a detached stream logs when it ends (holdRequestLog)
+			}
 			status := lw.status
 			if status == 0 && returned {
 				status = http.StatusOK // net/http's implicit answer
@@ -61,9 +65,49 @@ func (g *Gateway) requestLog(next http.Handler) http.Handler {
 				slog.Int64("bytes", lw.bytes),
 			)
 		}()
+		lw.hold = func() func(int64) {
+			// Only what the line needs: the stream must not keep the
+			// request or net/http's response alive.
+			status, head, target := lw.status, lw.bytes, loggedTarget(r.URL, param)
+			if status == 0 {
+				status = http.StatusOK
+			}
+			method := r.Method
+			return func(body int64) {
+				g.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+					slog.String("id", id),
+					slog.String("method", method),
+					slog.String("path", target),
+					slog.Int("status", status),
+					slog.Duration("duration", time.Since(start)),
+					slog.Int64("bytes", head+body),
+				)
+			}
+		}
 		next.ServeHTTP(lw, r)
 		returned = true
 	})
+}
+
+// holdRequestLog is for a stream that outlives its handler (see streamTo):
+// the request's log line is then written by the returned func when the
+// stream ends, with the body bytes it wrote, instead of when the handler
+// returns. It returns nil when w is not the request log's writer.
+func holdRequestLog(w http.ResponseWriter) func(body int64) {
+	for {
+		if lw, ok := w.(*loggingWriter); ok {
+			if lw.hold == nil || lw.held {
+				return nil
+			}
+			lw.held = true
+			return lw.hold()
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 // validRequestID accepts ids of 1 to 128 characters from a conservative
@@ -144,6 +188,10 @@ type loggingWriter struct {
 	rc     *http.ResponseController
 	status int
 	bytes  int64
+	// hold makes the line's writer for holdRequestLog; held says it was
+	// made, and the stream writes the line.
+	hold func() func(body int64)
+	held bool
 }
 
 // WriteHeader records the first final status; 1xx answers are informational.

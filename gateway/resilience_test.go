@@ -112,6 +112,7 @@ func TestStreamsSurviveUpstreamRestart(t *testing.T) {
 	sse := openClientStream(t, g.URL+"/operations/chat/MessageCreated?room=r&wg_sse=true")
 	nd := openClientStream(t, g.URL+"/operations/chat/MessageCreated?room=r")
 	waitUpstream(t, d, 1) // one shared upstream subscription
+	reg := g.reg.Load()
 	postRoom(t, g, "r", "before")
 	sse.until("before\"")
 	sse.until("\n\n")
@@ -164,6 +165,14 @@ func TestStreamsSurviveUpstreamRestart(t *testing.T) {
 	}
 	if st := g.hub.Stats(); st.Reconnects != 1 || st.Subscriptions != 1 || st.Clients != 2 {
 		t.Errorf("hub stats %+v", st)
+	}
+	// The schema was read again; unchanged, so the operations were not
+	// rebuilt.
+	eventually(t, 5*time.Second, "schema re-read", func() bool {
+		return strings.Contains(g.logs.String(), "upstream schema unchanged after a reconnect")
+	})
+	if g.reg.Load() != reg {
+		t.Error("operations rebuilt for an unchanged schema")
 	}
 }
 

@@ -66,9 +66,12 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// streamTo writes one client's stream until it ends, counting it, and
-// reports why it ended (an sse.Reason).
-func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue) string {
+// streamTo writes one client's stream, counting it, and calls done with
+// why it ended (an sse.Reason) once it has. On HTTP/1.1 that is usually
+// after streamTo returned: once the headers are out, the stream goes on in
+// a goroutine of the gateway's (see sse.Options.Detach), so that the
+// handler returns and net/http frees what it holds per request.
+func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue, done func(reason string)) {
 	set := g.settings().Subscriptions
 	opt := sse.Options{
 		Mode:         mode,
@@ -81,27 +84,67 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 	if c.id != nil {
 		opt.ExpiresAt = c.id.ExpiresAt
 	}
-	modeName := modeLabel(mode)
-	open := g.met.openStreams.WithLabelValues(c.ep.Name, modeName)
+	name, modeName := c.ep.Name, modeLabel(mode) // not c: a detached stream must not keep the request
+	open := g.met.openStreams.WithLabelValues(name, modeName)
 	open.Inc()
 	g.streams.Add(1)
 	// A reload that changes or removes the operation ends the stream
 	// through q (see track).
 	ts := g.track(c.ep, q)
-	res := sse.Serve(w, r, q, opt)
-	if by := g.untrack(ts); by != "" && res.Reason == sse.ReasonError {
-		res.Reason = by
+	end := func(res sse.Result) {
+		if by := g.untrack(ts); by != "" && res.Reason == sse.ReasonError {
+			res.Reason = by
+		}
+		g.streams.Add(-1)
+		open.Dec()
+		g.met.streamEnds.WithLabelValues(res.Reason).Inc()
+		level := g.log.Debug
+		switch res.Reason {
+		case "slow-consumer", "write-failed", "error":
+			level = g.log.Warn
+		}
+		level("stream ended", "operation", name, "mode", modeName, "reason", res.Reason, "events", res.Events)
+		done(res.Reason)
 	}
-	g.streams.Add(-1)
-	open.Dec()
-	g.met.streamEnds.WithLabelValues(res.Reason).Inc()
-	level := g.log.Debug
-	switch res.Reason {
-	case "slow-consumer", "write-failed", "error":
-		level = g.log.Warn
+	opt.Detach = func(rest func() sse.Result) bool {
+		if !g.addStream() {
+			return false
+		}
+		logLine := holdRequestLog(w)
+		go func() {
+			defer g.detached.Done()
+			res := rest()
+			end(res)
+			if logLine != nil {
+				logLine(res.Bytes)
+			}
+		}()
+		return true
 	}
-	level("stream ended", "operation", c.ep.Name, "mode", modeName, "reason", res.Reason, "events", res.Events)
-	return res.Reason
+	if res := sse.Serve(w, r, q, opt); res.Reason != sse.ReasonDetached {
+		end(res)
+	}
+}
+
+// addStream counts one more detached stream for Close to wait for; it
+// reports false once Close has begun.
+func (g *Gateway) addStream() bool {
+	g.detachMu.Lock()
+	defer g.detachMu.Unlock()
+	if g.detachClosed {
+		return false
+	}
+	g.detached.Add(1)
+	return true
+}
+
+// waitStreams stops detaching streams and waits for the detached ones,
+// which end at shutdown.
+func (g *Gateway) waitStreams() {
+	g.detachMu.Lock()
+	g.detachClosed = true
+	g.detachMu.Unlock()
+	g.detached.Wait()
 }
 
 func modeLabel(m sse.Mode) string {

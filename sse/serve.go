@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fireboom/fireboom/event"
@@ -50,6 +52,16 @@ type Options struct {
 	// the client, after it was flushed, on the stream's goroutine. Keep it
 	// cheap: it runs on the delivery hot path.
 	OnEvent func(e *event.Event)
+	// Detach, if set, lets an SSE or JSON stream on HTTP/1.1 outlive its
+	// handler, which frees what net/http holds per request (see
+	// detach.go): Serve flushes the headers, takes the connection over and
+	// calls Detach with the rest of the stream. Detach runs rest on a
+	// goroutine the caller owns (and waits for) and returns true; Serve then
+	// returns at once with ReasonDetached, and rest's Result is the stream's.
+	// When Detach returns false, Serve runs rest itself. Unset, or when the
+	// connection can't be taken over (HTTP/2, a ResponseWriter that can't
+	// hijack), Serve serves the stream in the handler as usual.
+	Detach func(rest func() Result) bool
 }
 
 // Reasons a stream ended, as reported in Result.Reason. They are stable and
@@ -63,6 +75,9 @@ const (
 	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
 	ReasonLifetime     = "lifetime"      // Options.MaxLifetime passed
 	ReasonWriteFailed  = "write-failed"  // a write or flush failed or timed out
+	// ReasonDetached is what Serve returns when the stream went on in
+	// Options.Detach; it is never a stream's final reason.
+	ReasonDetached = "detached"
 )
 
 // ErrWriteFailed wraps the error of a failed write or flush in Result.Err.
@@ -74,6 +89,9 @@ type Result struct {
 	Reason string
 	// Events counts the results (Next events) written to the client.
 	Events int
+	// Bytes counts the body bytes the stream wrote (before any HTTP
+	// framing).
+	Bytes int64
 	// Err is set for ReasonWriteFailed (wrapping ErrWriteFailed) and
 	// ReasonClientGone (the context's cause).
 	Err error
@@ -98,9 +116,19 @@ type stream struct {
 	opt    Options
 	sse    bool // event-stream framing (SSE, OnceSSE)
 	events int
+	bytes  int64
 	// noDeadline is set once the writer said it has no write deadlines;
 	// asking again would build a new error on every batch.
 	noDeadline bool
+	deadlineAt time.Time // the write deadline in force
+	started    bool      // the headers were flushed
+	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
+
+	// A taken-over connection (see detach.go) and what emit writes to it.
+	conn net.Conn
+	head [20]byte
+	vec  [3][]byte
+	bufs net.Buffers
 }
 
 // Serve writes the events of q to w in opt.Mode until the stream ends, and
@@ -121,7 +149,16 @@ func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) 
 		opt.Retry = DefaultRetry
 	}
 	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE}
-	res := s.run(r.Context(), q)
+	if r.Context().Err() == nil && s.detachable(r) {
+		if res, ok := s.detach(r, q); ok {
+			return res
+		}
+	}
+	return s.finish(s.run(r.Context(), q), q)
+}
+
+// finish completes a stream's Result.
+func (s *stream) finish(res Result, q *event.Queue) Result {
 	if res.Reason == ReasonWriteFailed && q.Overflowed() {
 		// The client stopped reading: the write blocked until its deadline
 		// while the queue overflowed behind it. That is a slow consumer.
@@ -130,7 +167,7 @@ func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) 
 	// The last deadline stays in force while net/http finishes the
 	// response; the server clears it before reading the next request on a
 	// kept-alive connection.
-	res.Events = s.events
+	res.Events, res.Bytes = s.events, s.bytes
 	return res
 }
 
@@ -138,31 +175,32 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 	if ctx.Err() != nil {
 		return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
 	}
-	if s.opt.Mode != Once {
+	if s.opt.Mode != Once && !s.started {
 		if err := s.start(); err != nil {
 			return failed(err)
 		}
 	}
-	if s.expired() {
+	now := time.Now()
+	if s.expired(now) {
 		return s.expire()
 	}
 
-	var hb *time.Timer
-	var hbC, expC, lifeC <-chan time.Time
-	if s.opt.Heartbeat > 0 && s.opt.Mode != Once {
-		hb = time.NewTimer(s.opt.Heartbeat)
-		defer hb.Stop()
-		hbC = hb.C
-	}
-	if !s.opt.ExpiresAt.IsZero() {
-		t := time.NewTimer(time.Until(s.opt.ExpiresAt))
-		defer t.Stop()
-		expC = t.C
-	}
+	// One timer serves the heartbeat, the token expiry and the lifetime
+	// cap. It is re-armed only when it fires, never per delivered batch:
+	// the heartbeat is due Heartbeat after the last write, which the timer
+	// checks when it fires (and then sleeps until the new due time).
+	s.lastWrite = now
+	var lifeAt time.Time
 	if s.opt.MaxLifetime > 0 {
-		t := time.NewTimer(s.opt.MaxLifetime)
-		defer t.Stop()
-		lifeC = t.C
+		lifeAt = now.Add(s.opt.MaxLifetime)
+	}
+	beats := s.opt.Heartbeat > 0 && s.opt.Mode != Once
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	if due := s.nextDue(lifeAt, beats); !due.IsZero() {
+		timer = time.NewTimer(due.Sub(now))
+		defer timer.Stop()
+		timerC = timer.C
 	}
 
 	var batch []*event.Event
@@ -171,38 +209,65 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 		case <-ctx.Done():
 			return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
 		case <-q.Ready():
-			if s.expired() {
+			now := time.Now()
+			if s.expired(now) {
 				return s.expire()
 			}
 			batch = q.Take(batch[:0])
-			res, end, wrote := s.deliver(batch)
+			res, end := s.deliver(batch, now)
 			clear(batch) // let delivered events be collected
 			if end {
 				return res
 			}
-			if wrote && hb != nil {
-				hb.Reset(s.opt.Heartbeat)
+		case <-timerC:
+			now := time.Now()
+			switch {
+			case s.expired(now):
+				return s.expire()
+			case !lifeAt.IsZero() && !now.Before(lifeAt):
+				return s.leave(q, ReasonLifetime)
+			case beats && now.Sub(s.lastWrite) >= s.opt.Heartbeat:
+				beat := sseHeartbeat
+				if !s.sse {
+					beat = jsonBeat
+				}
+				if err := s.write(beat); err != nil {
+					return failed(err)
+				}
+				s.lastWrite = now
 			}
-		case <-hbC:
-			beat := sseHeartbeat
-			if !s.sse {
-				beat = jsonBeat
-			}
-			if err := s.write(beat); err != nil {
-				return failed(err)
-			}
-			hb.Reset(s.opt.Heartbeat)
-		case <-expC:
-			return s.expire()
+			timer.Reset(s.nextDue(lifeAt, beats).Sub(now))
 		case <-s.opt.Shutdown:
 			return s.leave(q, ReasonShutdown)
-		case <-lifeC:
-			return s.leave(q, ReasonLifetime)
 		}
 	}
 }
 
+// nextDue is when the timer must next fire: the earliest of the heartbeat
+// (Heartbeat after the last write), the token expiry and the lifetime cap;
+// zero when none applies.
+func (s *stream) nextDue(lifeAt time.Time, beats bool) time.Time {
+	var due time.Time
+	pick := func(t time.Time) {
+		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
+			due = t
+		}
+	}
+	if beats {
+		pick(s.lastWrite.Add(s.opt.Heartbeat))
+	}
+	pick(s.opt.ExpiresAt)
+	pick(lifeAt)
+	return due
+}
+
+// failed is the Result of a failed write: the client went away when the
+// connection was reset or closed by its end, else the write failed (or
+// timed out).
 func failed(err error) Result {
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return Result{Reason: ReasonClientGone, Err: err}
+	}
 	return Result{Reason: ReasonWriteFailed, Err: fmt.Errorf("%w: %w", ErrWriteFailed, err)}
 }
 
@@ -222,27 +287,37 @@ func (s *stream) start() error {
 	return s.rc.Flush()
 }
 
-func (s *stream) deadline() {
-	if s.opt.WriteTimeout > 0 && !s.noDeadline {
-		// ErrNotSupported only costs the protection; the writes still work.
-		err := s.rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
-		s.noDeadline = errors.Is(err, http.ErrNotSupported)
+// deadline makes sure a write deadline between half the write timeout and
+// the whole of it from now is in force: re-arming it for every batch would
+// cost a timer update per delivered event.
+func (s *stream) deadline() { s.deadlineFrom(time.Now()) }
+
+func (s *stream) deadlineFrom(now time.Time) {
+	if s.opt.WriteTimeout <= 0 || s.noDeadline {
+		return
 	}
+	if s.deadlineAt.Sub(now) > s.opt.WriteTimeout/2 {
+		return
+	}
+	s.deadlineAt = now.Add(s.opt.WriteTimeout)
+	// ErrNotSupported only costs the protection; the writes still work.
+	err := s.setDeadline(s.deadlineAt)
+	s.noDeadline = errors.Is(err, http.ErrNotSupported)
 }
 
 // write writes b under a fresh deadline and flushes.
 func (s *stream) write(b []byte) error {
 	s.deadline()
 	if len(b) > 0 {
-		if _, err := s.w.Write(b); err != nil {
+		if err := s.emit(b); err != nil {
 			return err
 		}
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
 
-func (s *stream) expired() bool {
-	return !s.opt.ExpiresAt.IsZero() && !time.Now().Before(s.opt.ExpiresAt)
+func (s *stream) expired(now time.Time) bool {
+	return !s.opt.ExpiresAt.IsZero() && !now.Before(s.opt.ExpiresAt)
 }
 
 // expire ends the stream with the TokenExpired error.
@@ -274,7 +349,7 @@ func (s *stream) expire() Result {
 func (s *stream) leave(q *event.Queue, reason string) Result {
 	if q.Len() > 0 {
 		batch := q.Take(nil)
-		if res, end, _ := s.deliver(batch); end {
+		if res, end := s.deliver(batch, time.Now()); end {
 			return res
 		}
 	}
@@ -328,11 +403,11 @@ func endOf(e *event.Event) string {
 	return ReasonDone
 }
 
-// deliver writes one batch: framed into one buffer, one deadline, one flush.
-// It reports whether the stream ended and whether anything was written.
-func (s *stream) deliver(batch []*event.Event) (res Result, end, wrote bool) {
+// deliver writes one batch, at now: framed into one buffer, one deadline,
+// one flush. It reports whether the stream ended.
+func (s *stream) deliver(batch []*event.Event, now time.Time) (res Result, end bool) {
 	if len(batch) == 0 {
-		return res, false, false // a spurious Ready signal
+		return res, false // a spurious Ready signal
 	}
 	if s.opt.Mode == Once {
 		return s.deliverOnce(batch)
@@ -341,7 +416,7 @@ func (s *stream) deliver(batch []*event.Event) (res Result, end, wrote bool) {
 	defer putBuf(bp)
 	b := (*bp)[:0]
 	n := 0 // events framed
-	s.deadline()
+	s.deadlineFrom(now)
 	for _, e := range batch {
 		n++
 		switch {
@@ -370,32 +445,33 @@ func (s *stream) deliver(batch []*event.Event) (res Result, end, wrote bool) {
 			break
 		}
 		if len(b) >= writeChunk {
-			if _, err := s.w.Write(b); err != nil {
+			if err := s.emit(b); err != nil {
 				*bp = b
-				return failed(err), true, false
+				return failed(err), true
 			}
 			b = b[:0]
 		}
 	}
 	*bp = b
 	if len(b) > 0 {
-		if _, err := s.w.Write(b); err != nil {
-			return failed(err), true, false
+		if err := s.emit(b); err != nil {
+			return failed(err), true
 		}
 	}
-	if err := s.rc.Flush(); err != nil {
-		return failed(err), true, false
+	if err := s.flush(); err != nil {
+		return failed(err), true
 	}
+	s.lastWrite = now
 	if s.opt.OnEvent != nil {
 		for _, e := range batch[:n] {
 			s.opt.OnEvent(e)
 		}
 	}
-	return res, end, n > 0
+	return res, end
 }
 
 // deliverOnce answers Once with the first result, error or done.
-func (s *stream) deliverOnce(batch []*event.Event) (res Result, end, wrote bool) {
+func (s *stream) deliverOnce(batch []*event.Event) (res Result, end bool) {
 	for _, e := range batch {
 		var err error
 		switch e.Kind {
@@ -410,12 +486,12 @@ func (s *stream) deliverOnce(batch []*event.Event) (res Result, end, wrote bool)
 			err, res.Reason = s.respond(http.StatusNoContent, nil), ReasonDone
 		}
 		if err != nil {
-			return failed(err), true, true
+			return failed(err), true
 		}
 		if s.opt.OnEvent != nil {
 			s.opt.OnEvent(e)
 		}
-		return res, true, true
+		return res, true
 	}
-	return res, false, false
+	return res, false
 }

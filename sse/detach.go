@@ -1,0 +1,133 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/fireboom/fireboom/event"
+)
+
+// A stream held by net/http costs about 25 KB however little it does: the
+// handler goroutine's stack (8–16 KB, grown by the deepest call the request
+// ever made, header writing included), net/http's background-read
+// goroutine, the connection's 4 KB read and write buffers and the response's
+// 2 KB chunking buffer, all kept until the handler returns. A detached
+// stream gives all of that back: once the headers are flushed, Serve takes
+// the connection over (http.ResponseController.Hijack), the handler
+// returns, and the stream goes on in two small goroutines of its own: a
+// writer (the same loop, writing HTTP/1.1 chunks straight to the socket,
+// one write per batch) and a reader that notices the client leaving.
+
+// ErrClientGone is the cause of a detached stream's ReasonClientGone: the
+// client closed the connection (or it broke).
+var ErrClientGone = errors.New("client closed the connection")
+
+// lastChunk ends a chunked HTTP/1.1 body.
+var lastChunk = []byte("0\r\n\r\n")
+
+// detachable reports whether the stream may be taken over from net/http:
+// a long-lived mode on HTTP/1.1, whose body net/http frames as chunks once
+// the headers are flushed without a Content-Length.
+func (s *stream) detachable(r *http.Request) bool {
+	return s.opt.Detach != nil && (s.opt.Mode == SSE || s.opt.Mode == JSON) &&
+		r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.w.Header().Get("Transfer-Encoding") == ""
+}
+
+// detach flushes the headers through net/http, takes the connection over
+// and hands the rest of the stream to opt.Detach. It reports false when the
+// stream stays with the handler (the takeover failed, or Detach declined
+// and the rest already ran: then res is its result).
+func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached bool) {
+	if err := s.start(); err != nil {
+		return s.finish(failed(err), q), true
+	}
+	s.started = true
+	conn, _, err := s.rc.Hijack()
+	if err != nil {
+		return Result{}, false // HTTP/2, a test recorder...: serve in the handler
+	}
+	s.conn = conn
+	s.deadlineAt = time.Time{} // Hijack cleared the deadlines
+	// Drop what belongs to the request: the stream must not keep net/http's
+	// response (and its buffers) alive, nor Detach, which may refer to it.
+	detach := s.opt.Detach
+	s.w, s.rc, s.opt.Detach = nil, nil, nil
+	rest := func() Result { return s.finish(s.runDetached(q), q) }
+	if detach(rest) {
+		return Result{Reason: ReasonDetached}, true
+	}
+	return rest(), true
+}
+
+// runDetached serves the stream on the taken-over connection, with a reader
+// beside it that cancels the stream when the client goes away.
+func (s *stream) runDetached(q *event.Queue) Result {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		var b [1]byte
+		for {
+			// A client of a stream has nothing to say: whatever it sends is
+			// read and dropped until the connection ends.
+			if _, err := s.conn.Read(b[:]); err != nil {
+				cancel(ErrClientGone)
+				return
+			}
+		}
+	}()
+	res := s.run(ctx, q)
+	if res.Reason != ReasonWriteFailed && res.Reason != ReasonClientGone {
+		// The end of the chunked body, so that the client sees a clean end.
+		s.deadline()
+		_, _ = s.conn.Write(lastChunk)
+	}
+	_ = s.conn.Close() // ends the reader's Read
+	<-readerDone
+	return res
+}
+
+// emit writes b: through net/http (which buffers it until flush), or on a
+// taken-over connection as one HTTP/1.1 chunk, in one write.
+func (s *stream) emit(b []byte) error {
+	s.bytes += int64(len(b))
+	if s.conn == nil {
+		_, err := s.w.Write(b)
+		return err
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	head := strconv.AppendInt(s.head[:0], int64(len(b)), 16)
+	head = append(head, '\r', '\n')
+	// The vector lives in the stream, so that writev allocates nothing.
+	s.vec = [3][]byte{head, b, crlf}
+	s.bufs = s.vec[:]
+	_, err := s.bufs.WriteTo(s.conn)
+	s.vec = [3][]byte{} // don't keep the batch buffer
+	return err
+}
+
+// flush sends what emit buffered (a no-op on a taken-over connection,
+// where emit writes at once).
+func (s *stream) flush() error {
+	if s.conn != nil {
+		return nil
+	}
+	return s.rc.Flush()
+}
+
+var crlf = []byte("\r\n")
+
+// setDeadline sets the write deadline of the connection or, through
+// net/http, of the response.
+func (s *stream) setDeadline(t time.Time) error {
+	if s.conn != nil {
+		return s.conn.SetWriteDeadline(t)
+	}
+	return s.rc.SetWriteDeadline(t)
+}

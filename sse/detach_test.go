@@ -1,0 +1,226 @@
+package sse
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fireboom/fireboom/event"
+)
+
+// detachHarness serves Serve with Options.Detach over real HTTP/1.1: the
+// handler's own result goes to served, the detached rest's to results.
+type detachHarness struct {
+	*harness
+	served chan Result
+}
+
+func newDetachHarness(t *testing.T, q *event.Queue, opt Options, accept bool) *detachHarness {
+	t.Helper()
+	var wg sync.WaitGroup
+	h := &detachHarness{harness: &harness{t: t, results: make(chan Result, 1)}, served: make(chan Result, 1)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := ModeOf(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		o := opt
+		o.Mode = m
+		o.Detach = func(rest func() Result) bool {
+			if !accept {
+				return false
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.results <- rest()
+			}()
+			return true
+		}
+		h.served <- Serve(w, r, q, o)
+	}))
+	tr := &http.Transport{}
+	h.client = &http.Client{Transport: tr}
+	h.url = srv.URL
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		srv.Close()
+		q.Close(nil) // ends a stream a test left open
+		wg.Wait()
+	})
+	return h
+}
+
+func (h *detachHarness) handlerResult() Result {
+	h.t.Helper()
+	select {
+	case r := <-h.served:
+		return r
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the handler did not return")
+	}
+	return Result{}
+}
+
+func TestDetachedSSE(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	h := newDetachHarness(t, q, Options{}, true)
+	resp := h.get(t.Context(), "?wg_sse=true")
+	checkHeaders(t, resp, http.StatusOK, sseHeaders)
+	// The handler returns as soon as the headers are out.
+	if res := h.handlerResult(); res.Reason != ReasonDetached {
+		t.Fatalf("handler result = %+v", res)
+	}
+	q.Push(next("1", result1))
+	q.Push(next("2", result2))
+	q.Close(nil)
+	want := "id: 1\ndata: " + result1 + "\n\nid: 2\ndata: " + result2 + "\n\n" + doneBytes
+	if got := readAll(t, resp.Body); got != want {
+		t.Fatalf("body:\n got %q\nwant %q", got, want)
+	}
+	res := h.result()
+	if res.Reason != ReasonDone || res.Events != 2 || res.Bytes != int64(len(want)) {
+		t.Errorf("result = %+v, want done, 2 events, %d bytes", res, len(want))
+	}
+}
+
+// TestDetachedWire reads the raw bytes: a chunked HTTP/1.1 body whose last
+// chunk is there, then the server closes the connection.
+func TestDetachedWire(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	h := newDetachHarness(t, q, Options{Heartbeat: -1}, true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "GET /operations/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if te := resp.TransferEncoding; len(te) != 1 || te[0] != "chunked" {
+		t.Fatalf("transfer encoding %v", te)
+	}
+	h.handlerResult()
+	q.Push(next("1", result1))
+	q.Close(nil)
+	// The chunked body, decoded by hand from the raw bytes.
+	body, err := io.ReadAll(httputil.NewChunkedReader(br))
+	if err != nil {
+		t.Fatalf("chunked body: %v (read %q)", err, body)
+	}
+	if want := result1 + "\n\n"; string(body) != want {
+		t.Fatalf("body %q, want %q", body, want)
+	}
+	// Nothing after the last chunk but the trailer's end, then EOF.
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\r\n" {
+		t.Fatalf("after the last chunk: %q", rest)
+	}
+	if res := h.result(); res.Reason != ReasonDone {
+		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestDetachedClientGone(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	h := newDetachHarness(t, q, Options{}, true)
+	ctx, cancel := context.WithCancel(t.Context())
+	resp := h.get(ctx, "?wg_sse=true")
+	h.handlerResult()
+	q.Push(next("1", result1))
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "id: 1\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	cancel() // the client goes away
+	if res := h.result(); res.Reason != ReasonClientGone || res.Events != 1 {
+		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestDetachedShutdownAndHeartbeat(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	shutdown := make(chan struct{})
+	h := newDetachHarness(t, q, Options{Heartbeat: 20 * time.Millisecond, Shutdown: shutdown, Retry: 1500 * time.Millisecond}, true)
+	resp := h.get(t.Context(), "?wg_sse=true")
+	h.handlerResult()
+	br := bufio.NewReader(resp.Body)
+	for _, want := range []string{":\n", "\n", ":\n", "\n"} { // two heartbeats
+		if line, err := br.ReadString('\n'); err != nil || line != want {
+			t.Fatalf("line %q, %v; want %q", line, err, want)
+		}
+	}
+	close(shutdown)
+	rest := readAll(t, br)
+	if !strings.HasSuffix(rest, "retry: 1500\n\n"+doneBytes) {
+		t.Fatalf("end %q", rest)
+	}
+	if res := h.result(); res.Reason != ReasonShutdown {
+		t.Errorf("result = %+v", res)
+	}
+}
+
+// When Detach declines, Serve serves the rest itself on the taken-over
+// connection and returns the final result.
+func TestDetachDeclined(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	h := newDetachHarness(t, q, Options{}, false)
+	q.Push(next("1", result1))
+	q.Close(nil)
+	resp := h.get(t.Context(), "")
+	checkHeaders(t, resp, http.StatusOK, jsonHeaders)
+	if got, want := readAll(t, resp.Body), result1+"\n\n"; got != want {
+		t.Fatalf("body %q, want %q", got, want)
+	}
+	if res := h.handlerResult(); res.Reason != ReasonDone || res.Events != 1 {
+		t.Errorf("handler result = %+v", res)
+	}
+}
+
+// Once answers one plain response: it is never detached.
+func TestOnceNotDetached(t *testing.T) {
+	q := event.NewQueue(event.Limits{})
+	h := newDetachHarness(t, q, Options{}, true)
+	q.Push(next("1", result1))
+	resp := h.get(t.Context(), "?wg_subscribe_once=true")
+	checkHeaders(t, resp, http.StatusOK, map[string]string{"Content-Type": "application/json"})
+	if got := readAll(t, resp.Body); got != result1 {
+		t.Fatalf("body %q", got)
+	}
+	if res := h.handlerResult(); res.Reason != ReasonDone {
+		t.Errorf("handler result = %+v", res)
+	}
+}
+
+// A client that stops reading is cut by the write deadline, detached too.
+func TestDetachedWriteTimeout(t *testing.T) {
+	q := event.NewQueue(event.Limits{MaxEvents: 1 << 20, MaxBytes: 1 << 30})
+	h := newDetachHarness(t, q, Options{WriteTimeout: 200 * time.Millisecond, Heartbeat: -1}, true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+	h.handlerResult()
+	big := next("1", `"`+strings.Repeat("x", 64<<10)+`"`)
+	for i := 0; i < 200; i++ {
+		q.Push(big)
+	}
+	if res := h.result(); res.Reason != ReasonWriteFailed {
+		t.Errorf("result = %+v", res)
+	}
+}
