@@ -144,3 +144,14 @@ func (id *Identity) LogValue() slog.Value {
 		slog.String("source", id.Source.String()),
 	)
 }
+
+// ValidUntil is the moment Authenticate stops accepting id's token: its
+// exp plus the leeway. An open stream must end then and not at exp itself,
+// or a token accepted inside the leeway would open a stream that ends at
+// once; acceptance and expiry use one deadline. The zero time means never.
+func (a *Authenticator) ValidUntil(id *Identity) time.Time {
+	if id == nil || id.ExpiresAt.IsZero() {
+		return time.Time{}
+	}
+	return id.ExpiresAt.Add(max(a.cfg.Leeway, 0))
+}

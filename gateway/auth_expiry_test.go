@@ -154,3 +154,22 @@ func TestExpiryKeepsSharedSubscription(t *testing.T) {
 	long.Body.Close()
 	eventually(t, 5*time.Second, "upstream subscription completed", func() bool { return d.Stats().ActiveSubscriptions == 0 })
 }
+
+// Regression: a token accepted inside the leeway after its exp opened a
+// stream that ended with TokenExpired at once. A stream ends when the
+// token stops being accepted (exp + leeway), so this one runs to done.
+func TestTokenInsideLeewayStreamsUntilLeewayEnds(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"},
+		"auth": {"jwt": {"secret": "s3cret", "leeway": "30s"}}}`)
+	token := mintTTL(t, "alice", time.Second)
+	time.Sleep(1100 * time.Millisecond) // exp has passed; the leeway has not
+	resp := get(t, g.URL+"/operations/Countdown?from=1&interval=1&wg_sse=true&access_token="+token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := readAll(t, resp)
+	if want := withIDs(t, got, "id: *\ndata: {\"data\":{\"countdown\":1}}\n\nid: *\ndata: {\"data\":{\"countdown\":0}}\n\nevent: done\ndata: done\n\n"); got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+}

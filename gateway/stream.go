@@ -82,7 +82,7 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 		OnEvent:      g.met.eventOut,
 	}
 	if c.id != nil {
-		opt.ExpiresAt = c.id.ExpiresAt
+		opt.ExpiresAt = g.auth.ValidUntil(c.id)
 	}
 	name, modeName := c.ep.Name, modeLabel(mode) // not c: a detached stream must not keep the request
 	open := g.met.openStreams.WithLabelValues(name, modeName)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -223,4 +224,88 @@ func TestDetachedWriteTimeout(t *testing.T) {
 	if res := h.result(); res.Reason != ReasonWriteFailed {
 		t.Errorf("result = %+v", res)
 	}
+}
+
+// BenchmarkLoopbackTick delivers one event at a time to 200 real HTTP/1.1
+// clients over loopback and waits until every client has read it, as a
+// ticking upstream does: one write per delivery, no batching. It compares
+// streams served in the handler with detached ones. One op is one delivered
+// event; the time includes the clients' reads.
+//
+//	go test -run '^$' -bench LoopbackTick -benchmem ./sse
+func BenchmarkLoopbackTick(b *testing.B) {
+	for _, mode := range []string{"handler", "detached"} {
+		b.Run(mode, func(b *testing.B) { benchTick(b, mode == "detached") })
+	}
+}
+
+func benchTick(b *testing.B, detach bool) {
+	const clients = 200
+	queues := make(chan *event.Queue, clients)
+	var streams sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := event.NewQueue(event.Limits{})
+		opt := Options{Mode: SSE, Heartbeat: -1}
+		if detach {
+			opt.Detach = func(rest func() Result) bool {
+				streams.Add(1)
+				go func() {
+					defer streams.Done()
+					rest()
+				}()
+				return true
+			}
+		}
+		queues <- q
+		Serve(w, r, q, opt)
+	}))
+	defer srv.Close()
+	var read sync.WaitGroup // one Done per event read
+	var readers sync.WaitGroup
+	qs := make([]*event.Queue, 0, clients)
+	for range clients {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, "GET /?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+		qs = append(qs, <-queues)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) > 6 && string(line[:6]) == "data: " {
+					if string(line) == "data: done\n" {
+						return
+					}
+					read.Done()
+				}
+			}
+		}()
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	rounds := max(b.N/clients, 1)
+	for range rounds {
+		read.Add(clients)
+		for _, q := range qs {
+			q.Push(benchEvent)
+		}
+		read.Wait()
+	}
+	b.StopTimer()
+	reportPerEvent(b, rounds*clients, &before)
+	for _, q := range qs {
+		q.Close(nil)
+	}
+	readers.Wait()
+	streams.Wait()
 }

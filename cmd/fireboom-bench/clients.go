@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +90,7 @@ func runWorker(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs.Float64Var(&c.ramp, "ramp", 1000, "clients per second")
 	fs.IntVar(&c.sources, "sources", 16, "source addresses")
 	fs.DurationVar(&c.lifetime, "lifetime", 10*time.Minute, "exit after this long")
+	cpuProfile := fs.String("cpuprofile", "", "write this worker's CPU profile over the hold to FILE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,8 +153,17 @@ loop:
 				break loop
 			case cmd == "hold":
 				w.startHold()
+				if *cpuProfile != "" {
+					if f, err := os.Create(*cpuProfile); err == nil {
+						defer f.Close()
+						if pprof.StartCPUProfile(f) == nil {
+							defer pprof.StopCPUProfile()
+						}
+					}
+				}
 			case cmd == "report":
 				w.holding.Store(false)
+				pprof.StopCPUProfile()
 				emit(w.report())
 			}
 		}

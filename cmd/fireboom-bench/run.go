@@ -39,6 +39,7 @@ type runConfig struct {
 	cpuProfile    string
 	memProfile    string
 	jsonOut       string
+	toolProfile   string
 }
 
 // deadline bounds the whole run: ramp, settle, hold and a margin.
@@ -93,6 +94,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "with -pprof: write the gateway's CPU profile over the hold to FILE")
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -pprof: write the gateway's heap profile after the hold to FILE")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the figures as JSON to FILE")
+	fs.StringVar(&c.toolProfile, "toolprofile", "", "write each client worker's CPU profile over the hold to FILE.<n>")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

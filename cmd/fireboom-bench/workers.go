@@ -51,6 +51,9 @@ func startWorkers(ctx context.Context, c *runConfig, addr, path, bearer string) 
 		if bearer != "" {
 			args = append(args, "-bearer", bearer)
 		}
+		if c.toolProfile != "" {
+			args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", c.toolProfile, p))
+		}
 		w, err := startWorker(exe, args, n)
 		if err != nil {
 			stopWorkers(ws)
