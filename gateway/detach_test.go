@@ -40,3 +40,32 @@ func TestDetachedStreamLogsAtItsEnd(t *testing.T) {
 	})
 	eventually(t, 5*time.Second, "the stream counted as ended", func() bool { return g.streams.Load() == 0 })
 }
+
+// Close does not wait a whole write timeout for a detached stream whose
+// client stopped reading: after streamGrace it cuts the connection.
+func TestCloseCutsStuckDetachedStream(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "subscriptions": {"queueEvents": 2, "writeTimeout": "1m"}`))
+	g, _, readers := slowClient(t, d, g, "stuck")
+	// Fill the socket buffers until the never-reading client's writer
+	// blocks and its queue overflows behind it.
+	for sent := 1; g.hub.Stats().Cut == 0; sent++ {
+		if sent > 100 {
+			t.Fatal("100 messages of 64 KB and the client that never reads was not cut off")
+		}
+		post(t, g, "stuck", bigMessage(sent))
+		for _, r := range readers {
+			r.nextMessage() // the readers keep up
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = g.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // the stuck write's deadline is a minute away
+		t.Fatal("Close waited for the stuck stream's write deadline")
+	}
+}

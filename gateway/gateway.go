@@ -56,6 +56,7 @@ type Gateway struct {
 	detached     sync.WaitGroup
 	detachMu     sync.Mutex
 	detachClosed bool
+	detachedSet  map[*detachedStream]struct{}
 }
 
 // Options are the parts of a Gateway that are not in the config file.

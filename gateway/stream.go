@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/event"
@@ -106,13 +107,14 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 		level("stream ended", "operation", name, "mode", modeName, "reason", res.Reason, "events", res.Events)
 		done(res.Reason)
 	}
-	opt.Detach = func(rest func() sse.Result) bool {
-		if !g.addStream() {
+	opt.Detach = func(rest func() sse.Result, abort func()) bool {
+		ds := g.addStream(abort)
+		if ds == nil {
 			return false
 		}
 		logLine := holdRequestLog(w)
 		go func() {
-			defer g.detached.Done()
+			defer g.removeStream(ds)
 			res := rest()
 			end(res)
 			if logLine != nil {
@@ -126,25 +128,61 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 	}
 }
 
-// addStream counts one more detached stream for Close to wait for; it
-// reports false once Close has begun.
-func (g *Gateway) addStream() bool {
+// detachedStream is a stream that outlived its handler: Close waits for
+// it, and cuts it when it does not end in time.
+type detachedStream struct{ abort func() }
+
+// streamGrace is how long Close lets detached streams end on their own
+// after BeginShutdown told them to (a client that stopped reading can hold
+// its stream's last write); then their connections are cut.
+const streamGrace = 2 * time.Second
+
+// addStream registers a detached stream for Close; it returns nil once
+// Close has begun.
+func (g *Gateway) addStream(abort func()) *detachedStream {
 	g.detachMu.Lock()
 	defer g.detachMu.Unlock()
 	if g.detachClosed {
-		return false
+		return nil
 	}
+	ds := &detachedStream{abort: abort}
+	if g.detachedSet == nil {
+		g.detachedSet = map[*detachedStream]struct{}{}
+	}
+	g.detachedSet[ds] = struct{}{}
 	g.detached.Add(1)
-	return true
+	return ds
+}
+
+func (g *Gateway) removeStream(ds *detachedStream) {
+	g.detachMu.Lock()
+	delete(g.detachedSet, ds)
+	g.detachMu.Unlock()
+	g.detached.Done()
 }
 
 // waitStreams stops detaching streams and waits for the detached ones,
-// which end at shutdown.
+// which end at shutdown, cutting those still there after streamGrace.
 func (g *Gateway) waitStreams() {
 	g.detachMu.Lock()
 	g.detachClosed = true
 	g.detachMu.Unlock()
-	g.detached.Wait()
+	done := make(chan struct{})
+	go func() {
+		g.detached.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(streamGrace):
+	}
+	g.detachMu.Lock()
+	for ds := range g.detachedSet {
+		ds.abort()
+	}
+	g.detachMu.Unlock()
+	<-done
 }
 
 func modeLabel(m sse.Mode) string {

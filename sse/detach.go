@@ -37,10 +37,15 @@ func (s *stream) detachable(r *http.Request) bool {
 }
 
 // detach flushes the headers through net/http, takes the connection over
-// and hands the rest of the stream to opt.Detach. It reports false when the
-// stream stays with the handler (the takeover failed, or Detach declined
-// and the rest already ran: then res is its result).
+// and hands the rest of the stream to opt.Detach. It reports false only
+// when the connection could not be taken over: the stream then goes on in
+// the handler, its headers already flushed. Otherwise res is what Serve
+// returns: ReasonDetached, or the stream's own result when the headers
+// could not be written or Detach declined (and rest ran here).
 func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached bool) {
+	// The connection ends with the stream: a client must not pool it for
+	// another request (it would find it closed).
+	s.w.Header().Set("Connection", "close")
 	if err := s.start(); err != nil {
 		return s.finish(failed(err), q), true
 	}
@@ -56,7 +61,8 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 	detach := s.opt.Detach
 	s.w, s.rc, s.opt.Detach = nil, nil, nil
 	rest := func() Result { return s.finish(s.runDetached(q), q) }
-	if detach(rest) {
+	abort := func() { _ = conn.Close() } // Close is safe beside Read and Write, and final
+	if detach(rest, abort) {
 		return Result{Reason: ReasonDetached}, true
 	}
 	return rest(), true

@@ -22,12 +22,13 @@ import (
 type detachHarness struct {
 	*harness
 	served chan Result
+	aborts chan func()
 }
 
 func newDetachHarness(t *testing.T, q *event.Queue, opt Options, accept bool) *detachHarness {
 	t.Helper()
 	var wg sync.WaitGroup
-	h := &detachHarness{harness: &harness{t: t, results: make(chan Result, 1)}, served: make(chan Result, 1)}
+	h := &detachHarness{harness: &harness{t: t, results: make(chan Result, 1)}, served: make(chan Result, 1), aborts: make(chan func(), 1)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m, err := ModeOf(r)
 		if err != nil {
@@ -36,10 +37,11 @@ func newDetachHarness(t *testing.T, q *event.Queue, opt Options, accept bool) *d
 		}
 		o := opt
 		o.Mode = m
-		o.Detach = func(rest func() Result) bool {
+		o.Detach = func(rest func() Result, abort func()) bool {
 			if !accept {
 				return false
 			}
+			h.aborts <- abort
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -77,6 +79,9 @@ func TestDetachedSSE(t *testing.T) {
 	h := newDetachHarness(t, q, Options{}, true)
 	resp := h.get(t.Context(), "?wg_sse=true")
 	checkHeaders(t, resp, http.StatusOK, sseHeaders)
+	if !resp.Close {
+		t.Error("no Connection: close: the client would pool a connection that the stream's end closes")
+	}
 	// The handler returns as soon as the headers are out.
 	if res := h.handlerResult(); res.Reason != ReasonDetached {
 		t.Fatalf("handler result = %+v", res)
@@ -226,6 +231,32 @@ func TestDetachedWriteTimeout(t *testing.T) {
 	}
 }
 
+// abort cuts a stream whose write is blocked on a client that stopped
+// reading, long before the write deadline.
+func TestDetachedAbort(t *testing.T) {
+	q := event.NewQueue(event.Limits{MaxEvents: 1 << 20, MaxBytes: 1 << 30})
+	h := newDetachHarness(t, q, Options{WriteTimeout: time.Minute, Heartbeat: -1}, true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+	h.handlerResult()
+	abort := <-h.aborts
+	big := next("1", `"`+strings.Repeat("x", 64<<10)+`"`)
+	for range 200 { // 13 MB: far more than the socket buffers hold
+		q.Push(big)
+	}
+	time.Sleep(100 * time.Millisecond) // let the writer block (no condition to poll)
+	abort()
+	// The write deadline is a minute away: a result now is the abort's.
+	if res := h.result(); res.Reason != ReasonWriteFailed {
+		t.Errorf("result %+v", res)
+	}
+}
+
 // BenchmarkLoopbackTick delivers one event at a time to 200 real HTTP/1.1
 // clients over loopback and waits until every client has read it, as a
 // ticking upstream does: one write per delivery, no batching. It compares
@@ -247,7 +278,7 @@ func benchTick(b *testing.B, detach bool) {
 		q := event.NewQueue(event.Limits{})
 		opt := Options{Mode: SSE, Heartbeat: -1}
 		if detach {
-			opt.Detach = func(rest func() Result) bool {
+			opt.Detach = func(rest func() Result, _ func()) bool {
 				streams.Add(1)
 				go func() {
 					defer streams.Done()

@@ -71,9 +71,10 @@
 // and the connection's read, write and chunking buffers (10 KB). The stream
 // then costs two small goroutines (a writer and a reader that notices the
 // client leaving) and its own state: about 15 KB in all instead of 35 KB.
-// The bytes on the wire are the same chunked body; the connection is closed
-// when the stream ends. HTTP/2, Once modes and ResponseWriters that cannot
-// hijack are served in the handler as before.
+// The body on the wire is the same chunked body; the response says
+// "Connection: close" and the connection is closed when the stream ends.
+// HTTP/2, Once modes and ResponseWriters that cannot hijack are served in
+// the handler as before.
 //
 // # Hot path
 //

@@ -58,10 +58,13 @@ type Options struct {
 	// calls Detach with the rest of the stream. Detach runs rest on a
 	// goroutine the caller owns (and waits for) and returns true; Serve then
 	// returns at once with ReasonDetached, and rest's Result is the stream's.
-	// When Detach returns false, Serve runs rest itself. Unset, or when the
-	// connection can't be taken over (HTTP/2, a ResponseWriter that can't
-	// hijack), Serve serves the stream in the handler as usual.
-	Detach func(rest func() Result) bool
+	// abort cuts the connection at once, from any goroutine and at any time
+	// (even while a write is blocked on a client that stopped reading);
+	// rest then returns promptly. When Detach returns false, Serve runs rest
+	// itself. Unset, or when the connection can't be taken over (HTTP/2, a
+	// ResponseWriter that can't hijack), Serve serves the stream in the
+	// handler as usual.
+	Detach func(rest func() Result, abort func()) bool
 }
 
 // Reasons a stream ended, as reported in Result.Reason. They are stable and
@@ -70,7 +73,7 @@ const (
 	ReasonDone         = "done"          // the upstream completed (or Once delivered its result)
 	ReasonError        = "error"         // an Error event ended the stream
 	ReasonSlowConsumer = "slow-consumer" // the queue cut the client off (also when the write then failed)
-	ReasonClientGone   = "client-gone"   // the request context ended
+	ReasonClientGone   = "client-gone"   // the request context ended, or the client closed or reset the connection
 	ReasonExpired      = "expired"       // the token expired
 	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
 	ReasonLifetime     = "lifetime"      // Options.MaxLifetime passed
@@ -93,7 +96,8 @@ type Result struct {
 	// framing).
 	Bytes int64
 	// Err is set for ReasonWriteFailed (wrapping ErrWriteFailed) and
-	// ReasonClientGone (the context's cause).
+	// ReasonClientGone (the context's cause, or the failed write's error;
+	// ErrClientGone on a detached stream).
 	Err error
 }
 
@@ -121,6 +125,7 @@ type stream struct {
 	// asking again would build a new error on every batch.
 	noDeadline bool
 	deadlineAt time.Time // the write deadline in force
+	lastDL     bool      // deadlineAt is final (shutdown): never extended
 	started    bool      // the headers were flushed
 	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
 
@@ -293,7 +298,7 @@ func (s *stream) start() error {
 func (s *stream) deadline() { s.deadlineFrom(time.Now()) }
 
 func (s *stream) deadlineFrom(now time.Time) {
-	if s.opt.WriteTimeout <= 0 || s.noDeadline {
+	if s.opt.WriteTimeout <= 0 || s.noDeadline || s.lastDL {
 		return
 	}
 	if s.deadlineAt.Sub(now) > s.opt.WriteTimeout/2 {
@@ -303,6 +308,26 @@ func (s *stream) deadlineFrom(now time.Time) {
 	// ErrNotSupported only costs the protection; the writes still work.
 	err := s.setDeadline(s.deadlineAt)
 	s.noDeadline = errors.Is(err, http.ErrNotSupported)
+}
+
+// shutdownWrite bounds what a stream may still write once the server shuts
+// down: a client that stopped reading must not hold the shutdown for a whole
+// WriteTimeout. (In the handler, http.Server.Close would cut it; a detached
+// stream cuts itself.)
+const shutdownWrite = 2 * time.Second
+
+// lastDeadline sets a write deadline d from now (if none sooner is in
+// force) that no later write extends.
+func (s *stream) lastDeadline(d time.Duration) {
+	if d <= 0 || s.noDeadline {
+		return
+	}
+	t := time.Now().Add(d)
+	if s.deadlineAt.IsZero() || t.Before(s.deadlineAt) {
+		s.deadlineAt = t
+		s.noDeadline = errors.Is(s.setDeadline(t), http.ErrNotSupported)
+	}
+	s.lastDL = true
 }
 
 // write writes b under a fresh deadline and flushes.
@@ -347,6 +372,9 @@ func (s *stream) expire() Result {
 // already is delivered first, so a JSON stream (which cannot resume) loses
 // nothing that had arrived.
 func (s *stream) leave(q *event.Queue, reason string) Result {
+	if reason == ReasonShutdown {
+		s.lastDeadline(min(s.opt.WriteTimeout, shutdownWrite))
+	}
 	if q.Len() > 0 {
 		batch := q.Take(nil)
 		if res, end := s.deliver(batch, time.Now()); end {
