@@ -47,6 +47,10 @@ type Event struct {
 	ID string
 	// Data is the event's JSON payload.
 	Data []byte
+	// Resumable marks a terminal Error after which the client is expected
+	// to reconnect and resume with Last-Event-ID (a slow-consumer cut-off),
+	// so a stream writer must not tell it the stream is done.
+	Resumable bool
 }
 
 // Size is what the event counts against a queue's byte limit.

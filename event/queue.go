@@ -99,6 +99,7 @@ func (q *Queue) Push(e *Event) int {
 		if q.lim.Policy == Disconnect {
 			q.closed, q.cut = true, true
 			e = NewError("SlowConsumer", "the client did not read fast enough; reconnect with Last-Event-ID to resume")
+			e.Resumable = true
 			res = Cut
 		} else {
 			for len(q.events)-q.head > 0 && (len(q.events)-q.head >= q.lim.MaxEvents+q.extraEvents || q.bytes+e.Size() > q.lim.MaxBytes+q.extraBytes) {

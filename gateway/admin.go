@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -89,6 +90,13 @@ func (g *Gateway) handleInfo(w http.ResponseWriter, _ *http.Request) {
 // handleMintToken signs a development token. The route exists only with
 // "dev": true and an HMAC secret.
 func (g *Gateway) handleMintToken(w http.ResponseWriter, r *http.Request) {
+	// Only the dashboard on this very origin may mint: a JSON body (a
+	// cross-site form cannot send one without a CORS preflight, which this
+	// route never grants) and no cross-site fetch metadata.
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || !sameOrigin(r) {
+		newError(http.StatusForbidden, codeForbidden, "tokens are minted only for same-origin JSON requests").write(w)
+		return
+	}
 	var in struct {
 		Sub    string         `json:"sub"`
 		Roles  []string       `json:"roles"`
@@ -122,6 +130,22 @@ func (g *Gateway) handleMintToken(w http.ResponseWriter, r *http.Request) {
 // fall in the same wall-clock second, and the dashboard divides by the
 // difference of two samples' times.
 const statsTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// sameOrigin reports whether a browser request comes from the gateway's own
+// origin (requests without Origin or fetch metadata, like curl's, pass).
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
 
 // handleStats streams the dashboard's live figures as SSE, one event per
 // second: open streams, upstream connections and subscriptions, and the

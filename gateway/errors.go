@@ -19,6 +19,7 @@ const (
 	codeUnavailable      = "UpstreamUnavailable"
 	codeTooManyStreams   = "TooManyStreams"
 	codeInternal         = "InternalServerError"
+	codeShuttingDown     = "Unavailable" // the code sse uses for a once request cut by shutdown
 )
 
 // apiError is the JSON body of every error answer under /operations.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,9 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		go g.schemaLoader(ctx)
 	}
 	g.router = g.routes()
+	if cfg.Dev && cfg.Auth.JWT.Secret != "" && !loopback(cfg.Listen) {
+		log.Warn(`"dev": true lets anyone who reaches ` + cfg.Listen + ` mint tokens at POST /_/token; use it on loopback only`)
+	}
 	g.watch(ctx)
 	g.wg.Add(1)
 	go g.refreshSchemaOnReconnect(ctx, reconnected)
@@ -227,18 +231,56 @@ func (g *Gateway) OperationCount() (served, failed int) {
 // requests down. http.ErrAbortHandler is re-raised, as net/http expects.
 func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &startedWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(v)
 				}
 				g.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if sw.started {
+					// A status and perhaps stream bytes are out: a JSON
+					// body now would corrupt the response. Cut it instead.
+					panic(http.ErrAbortHandler)
+				}
 				newError(http.StatusInternalServerError, codeInternal, "internal error").write(w)
 			}
 		}()
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(sw, r)
 	})
 }
+
+// loopback reports whether a listen address is on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// startedWriter notes whether the response has begun. Unwrap keeps
+// http.ResponseController (flush, deadlines, hijack) working through it.
+type startedWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *startedWriter) WriteHeader(code int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *startedWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jitter spreads d by ±10% so that capped streams do not all reconnect at
 // once.

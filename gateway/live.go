@@ -80,7 +80,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		g.log.Warn("live query: first poll failed", "operation", c.ep.Name, "err", err)
 		if errors.Is(err, live.ErrClosed) {
-			newError(http.StatusServiceUnavailable, codeUnavailable, "the gateway is shutting down").with("Retry-After", "5").write(w)
+			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
 			return
 		}
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)

@@ -67,7 +67,10 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	if ep.Kind == operation.Mutation {
 		method = http.MethodPost
 	}
-	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+	// HEAD is a GET without a body: fine for a query, meaningless for a
+	// stream (it would open an upstream subscription and send its body).
+	headOK := ep.Kind == operation.Query && r.URL.Query().Get("wg_live") != "true"
+	if r.Method != method && !(headOK && r.Method == http.MethodHead) {
 		return nil, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 			ep.Name+" is a "+string(ep.Kind)+": use "+method).with("Allow", method)
 	}
@@ -94,6 +97,20 @@ func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint
 			return nil, err
 		}
 		return ep.VariablesFromQuery(q, g.reserved)
+	}
+	// Variables of a POST come from the body only: a query parameter that
+	// is not reserved is an error, not silently dropped.
+	q := r.URL.Query()
+	for name := range q {
+		if !g.reserved(name) {
+			return nil, &operation.InputError{
+				Message: "unknown query parameter " + quote(name) + ": a POST takes its variables from the JSON body",
+				Errors:  []operation.FieldError{{PropertyPath: "/" + name, Message: "unknown query parameter"}},
+			}
+		}
+	}
+	if err := checkFlags(q); err != nil {
+		return nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.settings().Limits.MaxBodyBytes))
 	if err != nil {
@@ -178,6 +195,10 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 		if errors.Is(err, upstream.ErrTooManyConnections) {
 			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
 				with("Retry-After", "5").write(w)
+			return
+		}
+		if errors.Is(err, upstream.ErrClosed) {
+			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
 			return
 		}
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -177,6 +179,22 @@ func (g *Gateway) installLocked(reg *registry) {
 	}
 	if reg.schema != nil {
 		g.log.Info("operations loaded", "served", len(reg.endpoints), "failed", len(reg.problems))
+		g.checkSettings(reg)
+	}
+}
+
+// checkSettings warns about "operations" entries of fireboom.json that
+// name no served operation (a typo would otherwise be silently ignored)
+// and about liveInterval on anything but a query.
+func (g *Gateway) checkSettings(reg *registry) {
+	for _, name := range slices.Sorted(maps.Keys(g.settings().Operations)) {
+		ep := reg.endpoints[name]
+		switch {
+		case ep == nil:
+			g.log.Warn("fireboom.json names no served operation", "key", "operations."+name)
+		case ep.live > 0 && ep.Kind != operation.Query:
+			g.log.Warn("liveInterval applies to queries only", "key", "operations."+name+".liveInterval", "kind", string(ep.Kind))
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -115,7 +116,17 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 		logLine := holdRequestLog(w)
 		go func() {
 			defer g.removeStream(ds)
-			res := rest()
+			// This goroutine is the gateway's, not net/http's: a panic here
+			// must end this stream only, not the process.
+			res := sse.Result{Reason: "panic"}
+			defer func() {
+				if v := recover(); v != nil {
+					g.log.Error("stream panicked", "operation", name, "panic", fmt.Sprint(v))
+					abort()
+					end(res)
+				}
+			}()
+			res = rest()
 			end(res)
 			if logLine != nil {
 				logLine(res.Bytes)

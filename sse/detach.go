@@ -68,6 +68,10 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 	return rest(), true
 }
 
+// maxClientBytes is how much a client may send on a taken-over stream
+// connection before it is cut off.
+const maxClientBytes = 4 << 10
+
 // runDetached serves the stream on the taken-over connection, with a reader
 // beside it that cancels the stream when the client goes away.
 func (s *stream) runDetached(q *event.Queue) Result {
@@ -76,11 +80,13 @@ func (s *stream) runDetached(q *event.Queue) Result {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		var b [1]byte
-		for {
-			// A client of a stream has nothing to say: whatever it sends is
-			// read and dropped until the connection ends.
-			if _, err := s.conn.Read(b[:]); err != nil {
+		var b [64]byte
+		for sent := 0; ; {
+			// A client of a stream has nothing to say: a little of what it
+			// sends is read and dropped; a client that keeps sending is cut
+			// off rather than costing a read per byte.
+			n, err := s.conn.Read(b[:])
+			if sent += n; err != nil || sent > maxClientBytes {
 				cancel(ErrClientGone)
 				return
 			}

@@ -15,7 +15,6 @@ var (
 	jsonBeat     = []byte("\n")
 	expiredJSON  = event.ErrorJSON("TokenExpired", "token expired")
 	onceGoneJSON = []byte(`{"code":"Unavailable","message":"the server ended the request before a result; retry"}`)
-	slowCode     = []byte(`"code":"SlowConsumer"`)
 	gapPrefix    = `{"errors":[{"message":"events were missed","extensions":{"code":"Gap"`
 )
 

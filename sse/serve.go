@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -423,7 +422,7 @@ func putBuf(b *[]byte) {
 
 func endOf(e *event.Event) string {
 	if e.Kind == event.Error {
-		if bytes.Contains(e.Data, slowCode) {
+		if e.Resumable {
 			return ReasonSlowConsumer
 		}
 		return ReasonError
@@ -448,7 +447,7 @@ func (s *stream) deliver(batch []*event.Event, now time.Time) (res Result, end b
 	for _, e := range batch {
 		n++
 		switch {
-		case s.sse && e.Kind == event.Error && bytes.Contains(e.Data, slowCode):
+		case s.sse && e.Kind == event.Error && e.Resumable:
 			// Cut off as a slow consumer: the error, then the retry hint
 			// and no done, so that EventSource reconnects and resumes with
 			// Last-Event-ID (done would make it stop for good).

@@ -195,6 +195,24 @@ func TestSSESlowConsumerCut(t *testing.T) {
 	}
 }
 
+// Regression: an upstream error that merely carries the code SlowConsumer
+// was framed as a cut-off (retry, no done), so browsers reconnected forever.
+// Only the queue's own cut-off is resumable.
+func TestSSEUpstreamErrorNamedSlowConsumerEndsWithDone(t *testing.T) {
+	t.Parallel()
+	q := event.NewQueue(event.Limits{})
+	q.Push(event.NewError("SlowConsumer", "from upstream"))
+	h := newHarness(t, q, Options{})
+	resp := h.get(t.Context(), "?wg_sse=true")
+	want := `data: {"errors":[{"message":"from upstream","extensions":{"code":"SlowConsumer"}}]}` + "\n\n" + doneBytes
+	if got := readAll(t, resp.Body); got != want {
+		t.Fatalf("body:\n got %q\nwant %q", got, want)
+	}
+	if res := h.result(); res.Reason != ReasonError {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
 func TestJSONStream(t *testing.T) {
 	t.Parallel()
 	t.Run("done", func(t *testing.T) {
