@@ -38,7 +38,8 @@
 //	Done       the response ends
 //	heartbeat  \n
 //	expiry     {"errors":[{"message":"token expired","extensions":{"code":"TokenExpired"}}]}\n\n and the end
-//	shutdown, lifetime: the response ends
+//	shutdown   {"errors":[{"message":"the gateway is shutting down; reconnect","extensions":{"code":"ShuttingDown"}}]}\n\n and the end
+//	lifetime   {"errors":[{..."code":"StreamLifetime"}}]}\n\n and the end
 //
 // The gap line is GraphQL-shaped so that a client which only knows
 // {"data"}/{"errors"} results still sees something meaningful; the gap

@@ -394,12 +394,27 @@ func (s *stream) leave(q *event.Queue, reason string) Result {
 		}
 		err = s.write(*b)
 		putBuf(b)
+	default:
+		// A JSON stream has no retry hint or done: its last line says
+		// the gateway ended it, so the client does not mistake the end
+		// for the upstream completing.
+		if reason == ReasonShutdown {
+			err = s.write(jsonShutdown)
+		} else {
+			err = s.write(jsonLifetime)
+		}
 	}
 	if err != nil {
 		return failed(err)
 	}
 	return Result{Reason: reason}
 }
+
+// The last lines of a JSON stream that the gateway ends.
+var (
+	jsonShutdown = append(event.ErrorJSON("ShuttingDown", "the gateway is shutting down; reconnect"), '\n', '\n')
+	jsonLifetime = append(event.ErrorJSON("StreamLifetime", "the stream reached subscriptions.maxLifetime; reconnect"), '\n', '\n')
+)
 
 // respond writes Once's single response.
 func (s *stream) respond(status int, body []byte) error {

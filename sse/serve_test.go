@@ -314,7 +314,7 @@ func TestShutdown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ query, want string }{
 		{"?wg_sse=true", "id: 1\ndata: " + result1 + "\n\nretry: 1500\n\n" + doneBytes},
-		{"", result1 + "\n\n"},
+		{"", result1 + "\n\n" + `{"errors":[{"message":"the gateway is shutting down; reconnect","extensions":{"code":"ShuttingDown"}}]}` + "\n\n"},
 	} {
 		q := event.NewQueue(event.Limits{})
 		shutdown := make(chan struct{})
@@ -342,6 +342,19 @@ func TestLifetime(t *testing.T) {
 	}
 	if res := h.result(); res.Reason != ReasonLifetime {
 		t.Fatalf("result = %+v", res)
+	}
+}
+
+// Regression: a JSON stream cut by maxLifetime ended like an upstream
+// completion, so the client could not tell it should reconnect.
+func TestLifetimeJSONStreamSaysSo(t *testing.T) {
+	t.Parallel()
+	q := event.NewQueue(event.Limits{})
+	h := newHarness(t, q, Options{MaxLifetime: 50 * time.Millisecond, Heartbeat: -1})
+	resp := h.get(t.Context(), "")
+	want := `{"errors":[{"message":"the stream reached subscriptions.maxLifetime; reconnect","extensions":{"code":"StreamLifetime"}}]}` + "\n\n"
+	if got := readAll(t, resp.Body); got != want {
+		t.Fatalf("body = %q", got)
 	}
 }
 

@@ -220,7 +220,7 @@ func TestStartAndSIGTERM(t *testing.T) {
 	}{
 		"SSE":  {sseSeen, sse, `^` + events + regexp.QuoteMeta(ending) + `$`},
 		"Sub":  {subSeen, sub, `^` + events + regexp.QuoteMeta(ending) + `$`},
-		"JSON": {jsSeen, js, `^(\{"data":\{"countdown":\d+\}\}\n\n|\n)*$`},
+		"JSON": {jsSeen, js, `^(\{"data":\{"countdown":\d+\}\}\n\n|\n)*` + regexp.QuoteMeta(`{"errors":[{"message":"the gateway is shutting down; reconnect","extensions":{"code":"ShuttingDown"}}]}`+"\n\n") + `$`},
 	} {
 		rest, err := io.ReadAll(c.r)
 		if err != nil {
