@@ -176,6 +176,9 @@ func TestSubscribeWaitsForReconnect(t *testing.T) {
 	}
 	got := make(chan result, 2)
 	d = restartDemo(t, d, opts, func() {
+		// Until the reader sees the close, the connection looks alive and a
+		// Subscribe would go through on it.
+		waitFor(t, "the hub noticed the upstream left", func() bool { return reconnecting(h) })
 		expired, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		if _, err := h.Subscribe(expired, req, SubscribeOptions{}); !errors.Is(err, context.DeadlineExceeded) {
