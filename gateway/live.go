@@ -55,7 +55,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 	}()
 	opt := live.JoinOptions{
-		Patch: r.URL.Query().Get("wg_json_patch") == "true",
+		Patch: c.patch,
 		Queue: g.queueLimits(),
 	}
 	if mode != sse.Once && mode != sse.OnceSSE {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/openapi"
 	"github.com/fireboom/fireboom/operation"
 )
@@ -41,6 +42,19 @@ func (g *Gateway) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(doc.body)
 }
 
+// OpenAPIOptions maps the config file to the options of openapi.Build:
+// the token's cookie and query parameter, and each operation's
+// liveInterval.
+func OpenAPIOptions(cfg *config.Config) openapi.Options {
+	o := openapi.Options{Cookie: cfg.Auth.Cookie}
+	if cfg.Auth.QueryParam != nil {
+		o.QueryParam = *cfg.Auth.QueryParam
+	}
+	ops := cfg.Operations
+	o.Live = func(name string) time.Duration { return ops[name].LiveInterval.D() }
+	return o
+}
+
 // buildOpenAPI describes the endpoints of reg with the running settings.
 func (g *Gateway) buildOpenAPI(reg *registry) ([]byte, error) {
 	eps := reg.sorted()
@@ -48,7 +62,7 @@ func (g *Gateway) buildOpenAPI(reg *registry) ([]byte, error) {
 	for i, ep := range eps {
 		ops[i] = ep.Operation
 	}
-	opt := openapi.ConfigOptions(g.settings())
+	opt := OpenAPIOptions(g.settings())
 	opt.Live = func(name string) time.Duration {
 		if ep := reg.endpoints[name]; ep != nil {
 			return ep.live

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type call struct {
 	ep  *endpoint
 	id  *auth.Identity
 	req upstream.Request
+	flags
 }
 
 // handleOperation serves /operations/<name> for every kind of operation.
@@ -69,7 +71,8 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	}
 	// HEAD is a GET without a body: fine for a query, meaningless for a
 	// stream (it would open an upstream subscription and send its body).
-	headOK := ep.Kind == operation.Query && r.URL.Query().Get("wg_live") != "true"
+	fl, ferr := readFlags(r.URL.Query())
+	headOK := ep.Kind == operation.Query && !fl.live
 	if r.Method != method && !(headOK && r.Method == http.MethodHead) {
 		return nil, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 			ep.Name+" is a "+string(ep.Kind)+": use "+method).with("Allow", method)
@@ -78,6 +81,9 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	if aerr != nil {
 		return nil, aerr
 	}
+	if ferr != nil {
+		return nil, variablesError(ferr)
+	}
 	vars, err := g.variables(w, r, ep)
 	if err == nil && len(ep.Claims) > 0 {
 		vars, err = ep.InjectClaims(vars, claimLookup(id))
@@ -85,18 +91,14 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	if err != nil {
 		return nil, variablesError(err)
 	}
-	return &call{ep: ep, id: id, req: g.upstreamRequest(r, ep, id, vars)}, nil
+	return &call{ep: ep, id: id, req: g.upstreamRequest(r, ep, id, vars), flags: fl}, nil
 }
 
 // variables reads the request's variables: query parameters for GET, the
 // JSON body for POST.
 func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint) (json.RawMessage, error) {
 	if r.Method != http.MethodPost {
-		q := r.URL.Query()
-		if err := checkFlags(q); err != nil {
-			return nil, err
-		}
-		return ep.VariablesFromQuery(q, g.reserved)
+		return ep.VariablesFromQuery(r.URL.Query(), g.reserved)
 	}
 	// Variables of a POST come from the body only: a query parameter that
 	// is not reserved is an error, not silently dropped.
@@ -108,9 +110,6 @@ func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint
 				Errors:  []operation.FieldError{{PropertyPath: "/" + name, Message: "unknown query parameter"}},
 			}
 		}
-	}
-	if err := checkFlags(q); err != nil {
-		return nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.settings().Limits.MaxBodyBytes))
 	if err != nil {
@@ -142,7 +141,7 @@ func variablesError(err error) *apiError {
 
 // serveQuery POSTs a query or mutation upstream and relays the answer.
 func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, start time.Time) {
-	if r.URL.Query().Get("wg_live") == "true" {
+	if c.live {
 		g.serveLive(w, r, c)
 		return
 	}
@@ -225,14 +224,34 @@ func lastEventID(r *http.Request) string {
 	return r.URL.Query().Get("wg_last_event_id")
 }
 
-// checkFlags rejects malformed values of the boolean wg_ flags.
-func checkFlags(q map[string][]string) error {
-	for _, f := range []string{"wg_sse", "wg_subscribe_once", "wg_live", "wg_json_patch"} {
-		if v, ok := q[f]; ok && (len(v) != 1 || (v[0] != "true" && v[0] != "false")) {
-			return &operation.InputError{Message: f + " must be true or false", Errors: []operation.FieldError{{PropertyPath: "/" + f, Message: "expected true or false"}}}
+// flags are the boolean wg_ parameters the gateway reads itself; wg_sse and
+// wg_subscribe_once are read by sse.ModeOf.
+type flags struct {
+	live  bool // wg_live: stream a query as a live query
+	patch bool // wg_json_patch: send RFC 6902 patches on a live query
+}
+
+// readFlags checks every boolean wg_ parameter by sse.Flag, the one rule
+// ("true" or "false"), and returns the gateway's own.
+func readFlags(q url.Values) (flags, error) {
+	var f flags
+	for _, p := range []struct {
+		name string
+		dst  *bool // nil: checked here, read by sse.ModeOf
+	}{
+		{sse.ParamSSE, nil}, {sse.ParamOnce, nil},
+		{"wg_live", &f.live}, {"wg_json_patch", &f.patch},
+	} {
+		v, err := sse.Flag(q, p.name)
+		if err != nil {
+			return flags{}, &operation.InputError{Message: p.name + " must be true or false",
+				Errors: []operation.FieldError{{PropertyPath: "/" + p.name, Message: "expected true or false"}}}
+		}
+		if p.dst != nil {
+			*p.dst = v
 		}
 	}
-	return nil
+	return f, nil
 }
 
 func quote(s string) string {

@@ -101,9 +101,33 @@ func pendingNames(dir string) map[string]bool {
 	return names
 }
 
-// FetchSchema reads the upstream schema of cfg (for `fireboom check`).
-func FetchSchema(ctx context.Context, cfg *config.Config) (*ast.Schema, error) {
-	return fetchSchema(ctx, cfg, upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), &http.Client{Timeout: cfg.Upstream.Timeout.D()}))
+// LoadOperations reads the upstream schema of cfg once and loads every
+// operation of cfg.OperationsDir against it, as the gateway does, for the
+// commands that work without serving (`fireboom check`, `fireboom
+// openapi`). ops holds internal operations too; problems are the files
+// that do not load. The error is the schema's.
+func LoadOperations(ctx context.Context, cfg *config.Config) (*ast.Schema, []*operation.Operation, []operation.Problem, error) {
+	client := upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), &http.Client{Timeout: cfg.Upstream.Timeout.D()})
+	schema, err := fetchSchema(ctx, cfg, client)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the upstream schema: %w", err)
+	}
+	ops, problems := operation.LoadDir(cfg.OperationsDir, schema)
+	return schema, ops, problems, nil
+}
+
+// UnknownOperations lists, sorted, the keys of cfg.Operations (the
+// "operations" settings of fireboom.json) for which exists is false: the
+// settings of an operation that does not exist, a typo that would
+// otherwise be silently ignored.
+func UnknownOperations(cfg *config.Config, exists func(name string) bool) []string {
+	var unknown []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Operations)) {
+		if !exists(name) {
+			unknown = append(unknown, name)
+		}
+	}
+	return unknown
 }
 
 // fetchSchema reads the upstream schema: from the SDL file when configured,
@@ -187,12 +211,12 @@ func (g *Gateway) installLocked(reg *registry) {
 // name no served operation (a typo would otherwise be silently ignored)
 // and about liveInterval on anything but a query.
 func (g *Gateway) checkSettings(reg *registry) {
-	for _, name := range slices.Sorted(maps.Keys(g.settings().Operations)) {
-		ep := reg.endpoints[name]
-		switch {
-		case ep == nil:
-			g.log.Warn("fireboom.json names no served operation", "key", "operations."+name)
-		case ep.live > 0 && ep.Kind != operation.Query:
+	cfg := g.settings()
+	for _, name := range UnknownOperations(cfg, func(name string) bool { return reg.endpoints[name] != nil }) {
+		g.log.Warn("fireboom.json names no served operation", "key", "operations."+name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Operations)) {
+		if ep := reg.endpoints[name]; ep != nil && ep.live > 0 && ep.Kind != operation.Query {
 			g.log.Warn("liveInterval applies to queries only", "key", "operations."+name+".liveInterval", "kind", string(ep.Kind))
 		}
 	}

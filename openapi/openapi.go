@@ -12,7 +12,6 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/operation"
 )
 
@@ -45,17 +44,6 @@ type Options struct {
 	// Live returns an operation's liveInterval (0 when it is not live);
 	// nil means no operation is.
 	Live func(name string) time.Duration
-}
-
-// ConfigOptions reads the options from a config file.
-func ConfigOptions(cfg *config.Config) Options {
-	o := Options{Cookie: cfg.Auth.Cookie}
-	if cfg.Auth.QueryParam != nil {
-		o.QueryParam = *cfg.Auth.QueryParam
-	}
-	ops := cfg.Operations
-	o.Live = func(name string) time.Duration { return ops[name].LiveInterval.D() }
-	return o
 }
 
 // Build writes the OpenAPI 3.1 document (indented JSON) of the public

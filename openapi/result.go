@@ -2,11 +2,12 @@ package openapi
 
 import (
 	"fmt"
-	"math"
 	"sort"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/fireboom/fireboom/operation"
 )
 
 // resultSchema is the JSON Schema of an operation's GraphQL result,
@@ -34,7 +35,7 @@ func resultSchema(schema *ast.Schema, query string) (map[string]any, error) {
 		return nil, fmt.Errorf("openapi: the schema has no %s type", od.Operation)
 	}
 	w := walker{schema: schema}
-	data := nullable(w.object(root, []ast.SelectionSet{od.SelectionSet}))
+	data := operation.NullableSchema(w.object(root, []ast.SelectionSet{od.SelectionSet}))
 	return map[string]any{
 		"type": "object",
 		"properties": map[string]any{
@@ -173,7 +174,7 @@ func (w walker) typeSchema(t *ast.Type, sets []ast.SelectionSet) map[string]any 
 		case def == nil:
 			return map[string]any{} // introspection types: any JSON value
 		case def.Kind == ast.Scalar:
-			s = scalar(def)
+			s = operation.ScalarSchema(def)
 		case def.Kind == ast.Enum:
 			names := make([]any, len(def.EnumValues))
 			for i, v := range def.EnumValues {
@@ -185,52 +186,7 @@ func (w walker) typeSchema(t *ast.Type, sets []ast.SelectionSet) map[string]any 
 		}
 	}
 	if !t.NonNull {
-		s = nullable(s)
+		s = operation.NullableSchema(s)
 	}
 	return s
-}
-
-// scalar maps the built-in scalars; a custom scalar is any JSON value.
-func scalar(def *ast.Definition) map[string]any {
-	switch def.Name {
-	case "Int":
-		return map[string]any{"type": "integer", "minimum": math.MinInt32, "maximum": math.MaxInt32}
-	case "Float":
-		return map[string]any{"type": "number"}
-	case "String", "ID":
-		return map[string]any{"type": "string"}
-	case "Boolean":
-		return map[string]any{"type": "boolean"}
-	}
-	s := map[string]any{}
-	if def.Description != "" {
-		s["description"] = def.Description
-	}
-	return s
-}
-
-// nullable widens s to also accept null.
-func nullable(s map[string]any) map[string]any {
-	if len(s) == 0 || (len(s) == 1 && s["description"] != nil) {
-		return s // already accepts anything
-	}
-	switch typ := s["type"].(type) {
-	case string:
-		s["type"] = []any{typ, "null"}
-		if enum, ok := s["enum"].([]any); ok {
-			s["enum"] = append(enum, nil)
-		}
-		if c, ok := s["const"]; ok {
-			delete(s, "const")
-			s["enum"] = []any{c, nil}
-		}
-		return s
-	case []any:
-		for _, t := range typ {
-			if t == "null" {
-				return s
-			}
-		}
-	}
-	return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
 }

@@ -74,16 +74,20 @@ func (b *schemaBuilder) forType(t *ast.Type) map[string]any {
 			b.define(def)
 			s = map[string]any{"$ref": "#/$defs/" + def.Name}
 		default:
-			s = scalarSchema(def)
+			s = ScalarSchema(def)
 		}
 	}
 	if !t.NonNull {
-		s = nullable(s)
+		s = NullableSchema(s)
 	}
 	return s
 }
 
-func scalarSchema(def *ast.Definition) map[string]any {
+// ScalarSchema is the JSON Schema of a GraphQL scalar: the built-in ones
+// by their GraphQL rules (Int is 32-bit), a custom scalar any JSON value
+// (with its description), since only the upstream can judge it. Variables
+// and the OpenAPI document's results both use it.
+func ScalarSchema(def *ast.Definition) map[string]any {
 	switch def.Name {
 	case "Int":
 		return map[string]any{"type": "integer", "minimum": math.MinInt32, "maximum": math.MaxInt32}
@@ -102,17 +106,30 @@ func scalarSchema(def *ast.Definition) map[string]any {
 	return s
 }
 
-// nullable widens s to also accept null.
-func nullable(s map[string]any) map[string]any {
+// NullableSchema widens the JSON Schema s to also accept null, in place
+// when s has a single "type" (its enum or const gains null too), else by
+// wrapping it in anyOf. A schema that accepts anything is returned as is.
+func NullableSchema(s map[string]any) map[string]any {
 	if len(s) == 0 || (len(s) == 1 && s["description"] != nil) {
 		return s // already accepts anything
 	}
-	if typ, ok := s["type"].(string); ok {
+	switch typ := s["type"].(type) {
+	case string:
 		s["type"] = []any{typ, "null"}
 		if enum, ok := s["enum"].([]any); ok {
 			s["enum"] = append(enum, nil)
 		}
+		if c, ok := s["const"]; ok {
+			delete(s, "const")
+			s["enum"] = []any{c, nil}
+		}
 		return s
+	case []any:
+		for _, t := range typ {
+			if t == "null" {
+				return s
+			}
+		}
 	}
 	return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
 }

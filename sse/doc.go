@@ -4,6 +4,14 @@
 // knows nothing about the upstream, authentication or routing; the gateway
 // decides everything that can fail with a plain status before it calls Serve.
 //
+// # Modes and flags
+//
+// ModeOf picks the mode from wg_sse, wg_subscribe_once and the Accept
+// header. Every boolean wg_ query parameter (those two, and the gateway's
+// wg_live and wg_json_patch) is read by Flag, the one rule: absent is false,
+// otherwise exactly "true" or "false", given once; anything else is an error
+// wrapping ErrInvalidFlag, which the gateway answers with 400.
+//
 // # Wire formats
 //
 // SSE (text/event-stream, also Cache-Control: no-cache and

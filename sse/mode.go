@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
 )
 
@@ -44,17 +44,36 @@ const (
 	ParamOnce = "wg_subscribe_once"
 )
 
-// ErrInvalidFlag is returned by ModeOf for a mode parameter whose value is
-// not a boolean; the gateway answers 400.
+// ErrInvalidFlag is returned by Flag (and so by ModeOf) for a boolean
+// parameter whose value is not "true" or "false"; the gateway answers 400.
 var ErrInvalidFlag = errors.New("invalid flag value")
+
+// Flag reads the boolean query parameter name. This is the one rule for
+// every boolean wg_ parameter (wg_sse, wg_subscribe_once, wg_live,
+// wg_json_patch): absent means false; otherwise it must appear once, with
+// the value "true" or "false" exactly. Anything else (?wg_sse, ?wg_sse=,
+// wg_sse=1, wg_sse=TRUE, a repeated parameter) is an error wrapping
+// ErrInvalidFlag. The error does not echo the value: it is client input.
+func Flag(q url.Values, name string) (bool, error) {
+	vs, ok := q[name]
+	if !ok {
+		return false, nil
+	}
+	if len(vs) == 1 {
+		switch vs[0] {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%w: %s must be true or false", ErrInvalidFlag, name)
+}
 
 // ModeOf chooses the output mode of a subscription request.
 //
-// wg_sse and wg_subscribe_once are booleans: present without a value
-// (?wg_sse or ?wg_sse=) means true, as in WunderGraph; otherwise the value is
-// read by strconv.ParseBool (true/false, 1/0, t/f, TRUE/FALSE, ...). Any other
-// value is an error wrapping ErrInvalidFlag. Only a parameter's first value
-// counts.
+// wg_sse and wg_subscribe_once are read by Flag: "true" or "false" only, any
+// other value is an error wrapping ErrInvalidFlag.
 //
 // SSE is chosen by wg_sse=true or, when wg_sse is absent, by an Accept header
 // containing text/event-stream (case-insensitive); an explicit wg_sse=false
@@ -62,15 +81,15 @@ var ErrInvalidFlag = errors.New("invalid flag value")
 // with SSE. Everything else is JSON.
 func ModeOf(r *http.Request) (Mode, error) {
 	q := r.URL.Query()
-	sse, set, err := flag(q, ParamSSE)
+	sse, err := Flag(q, ParamSSE)
 	if err != nil {
 		return 0, err
 	}
-	once, _, err := flag(q, ParamOnce)
+	once, err := Flag(q, ParamOnce)
 	if err != nil {
 		return 0, err
 	}
-	if !set {
+	if _, set := q[ParamSSE]; !set {
 		sse = acceptsEventStream(r.Header)
 	}
 	switch {
@@ -82,22 +101,6 @@ func ModeOf(r *http.Request) (Mode, error) {
 		return SSE, nil
 	}
 	return JSON, nil
-}
-
-func flag(q map[string][]string, name string) (value, set bool, err error) {
-	vs, ok := q[name]
-	if !ok || len(vs) == 0 {
-		return false, false, nil
-	}
-	if vs[0] == "" {
-		return true, true, nil
-	}
-	b, perr := strconv.ParseBool(vs[0])
-	if perr != nil {
-		// The raw value is not echoed back: it is client input.
-		return false, true, fmt.Errorf("%w: %s must be true or false", ErrInvalidFlag, name)
-	}
-	return b, true, nil
 }
 
 func acceptsEventStream(h http.Header) bool {

@@ -462,7 +462,7 @@ func TestOnce(t *testing.T) {
 		q := event.NewQueue(event.Limits{})
 		q.Close(nil)
 		h := newHarness(t, q, Options{})
-		resp := h.get(t.Context(), "?wg_subscribe_once=1", "Accept", "text/event-stream")
+		resp := h.get(t.Context(), "?wg_subscribe_once=true", "Accept", "text/event-stream")
 		checkHeaders(t, resp, 200, sseHeaders)
 		if got := readAll(t, resp.Body); got != doneBytes {
 			t.Fatalf("body = %q", got)

@@ -85,8 +85,53 @@ func TestCheckBrokenOperations(t *testing.T) {
 	if got := stdout.String(); got != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
 	}
-	if got := stderr.String(); got != "1 operations ok, 2 problems\n" {
+	if got := stderr.String(); got != "1 operation ok, 2 problems\n" {
 		t.Errorf("stderr %q", got)
+	}
+}
+
+// `fireboom check` reports an "operations" key of fireboom.json that names
+// no operation (a typo), and exits 1; a key naming a file that does not
+// load is reported as that file's problem only.
+func TestCheckUnknownOperationSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "fireboom.json", `{"operationsDir": "ops", "upstream": {"demo": true},
+		"operations": {"Good": {"liveInterval": "1s"}, "Goood": {}, "Broken": {}, "deep/Nope": {}}}`)
+	writeFile(t, dir, "ops/Good.graphql", "query Good { serverTime }\n")
+	broken := writeFile(t, dir, "ops/Broken.graphql", "query Broken {\n")
+	var stdout, stderr syncBuffer
+	if code := run([]string{"check", "-config", cfg}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	want := broken + ":2:1: Expected Name, found <EOF>\n" +
+		cfg + ": operations.Goood: no such operation\n" +
+		cfg + ": operations.deep/Nope: no such operation\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+	if got := stderr.String(); got != "1 operation ok, 3 problems\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
+
+// The summary counts in the singular for one.
+func TestCheckSummaryPlural(t *testing.T) {
+	for _, tc := range []struct {
+		files []string
+		want  string
+	}{
+		{[]string{"A"}, "1 operation ok\n"},
+		{[]string{"A", "B"}, "2 operations ok\n"},
+	} {
+		dir := t.TempDir()
+		cfg := writeFile(t, dir, "fireboom.json", `{"operationsDir": "ops", "upstream": {"demo": true}, "operations": {"A": {}}}`)
+		for _, name := range tc.files {
+			writeFile(t, dir, "ops/"+name+".graphql", "query "+name+" { serverTime }\n")
+		}
+		var stdout, stderr syncBuffer
+		if code := run([]string{"check", "-config", cfg}, &stdout, &stderr); code != 0 || stdout.String() != "" || stderr.String() != tc.want {
+			t.Errorf("%v: exit %d stdout %q stderr %q, want %q", tc.files, code, stdout.String(), stderr.String(), tc.want)
+		}
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/fireboom/fireboom/gateway"
 	"github.com/fireboom/fireboom/openapi"
-	"github.com/fireboom/fireboom/operation"
 )
 
 // openAPI prints the OpenAPI 3.1 document of the config's operations, the
@@ -30,15 +29,14 @@ func openAPI(args []string, stdout, stderr io.Writer) error {
 	defer stopDemo()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	schema, err := gateway.FetchSchema(ctx, cfg)
+	schema, ops, problems, err := gateway.LoadOperations(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("reading the upstream schema: %w", err)
+		return err
 	}
-	ops, problems := operation.LoadDir(cfg.OperationsDir, schema)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "not documented:", p.String())
 	}
-	opt := openapi.ConfigOptions(cfg)
+	opt := gateway.OpenAPIOptions(cfg)
 	opt.ServerURL = *server
 	if opt.ServerURL == "" {
 		opt.ServerURL = "http://" + cfg.Listen
