@@ -27,8 +27,15 @@ type shared struct {
 	mu      sync.Mutex
 	started bool   // a client stream began: the subscription is wanted upstream
 	on      uint64 // the connection session the subscribe frame went out on; 0 none
-	ended   bool   // no more events; clients were closed or left
-	endErr  error  // why it ended before it started
+	// writing is set (and closed when done) while a subscribe frame is
+	// being written. The write happens with s.mu released, so that a slow
+	// upstream never holds s.mu (which Hub.Subscribe waits for under h.mu,
+	// and every reader needs h.mu). While it is set, release and end leave
+	// the stop frame to the writer (see finishWrite): the subscribe frame
+	// always goes out before the stop frame for the same id.
+	writing chan struct{}
+	ended   bool  // no more events; clients were closed or left
+	endErr  error // why it ended before it started
 	clients []*Subscription
 	seq     uint64         // sequence of the newest event
 	ring    []*event.Event // the newest len(ring) events, circular
@@ -267,55 +274,92 @@ func (s *shared) wait(ctx context.Context) error {
 }
 
 // start writes the subscribe frame once, on the live session; it reports
-// false when no session is live (wait for one). Holding s.mu across the
-// write orders it before any stop frame (release reads on under s.mu), and
-// reading the session under s.mu orders it against resubscribe: either
-// resubscribe sees started, or start sees the new session. A failed write
+// false when no session is live (wait for one). It marks s started and
+// writing under s.mu, then writes with s.mu released (see writing), so
+// no lock is held across network I/O. Reading the session under s.mu
+// orders it against resubscribe: either resubscribe sees started (and
+// waits for this write), or start sees the new session. A failed write
 // kills the session; the reconnect then sends the subscription.
 func (s *shared) start() (bool, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started {
+		s.mu.Unlock()
 		return true, nil
 	}
 	if s.ended {
-		if s.endErr != nil {
-			return true, s.endErr
+		err := s.endErr
+		s.mu.Unlock()
+		if err != nil {
+			return true, err
 		}
 		return true, fmt.Errorf("%w: subscription ended before it started", ErrUnavailable)
 	}
 	sess := s.c.session()
 	if sess == nil {
+		s.mu.Unlock()
 		return false, nil
 	}
 	s.started = true
-	if err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body)); err != nil {
+	s.writing = make(chan struct{})
+	s.mu.Unlock()
+	err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body))
+	if err != nil {
 		sess.kill(err)
-		return true, nil
 	}
-	s.on = sess.no
+	s.finishWrite(sess, err == nil, false)
 	return true, nil
+}
+
+// finishWrite ends the subscribe write that start or resubscribe began on
+// sess (ok: the frame went out). If s ended meanwhile, release and end
+// sent no stop frame (s was writing): it is sent here, after the
+// subscribe. gap tells the clients of a resubscription.
+func (s *shared) finishWrite(sess *session, ok, gap bool) {
+	s.mu.Lock()
+	close(s.writing)
+	s.writing = nil
+	if ok {
+		s.on = sess.no
+	}
+	stop := ok && s.ended
+	var removed int
+	var empty bool
+	if ok && gap && !s.ended {
+		s.noteBreakLocked()
+		removed, empty = s.pushLocked(reconnectGap)
+	}
+	s.mu.Unlock()
+	if stop {
+		s.c.sendStop(s.id, sess.no)
+	}
+	s.afterPush(removed, empty)
 }
 
 // resubscribe sends the subscription again on sess, a new session of its
 // connection, then tells its clients of the gap (before any event of sess:
 // its reader is not running yet). It reports whether it sent anything; an
-// error means the write failed.
+// error means the write failed. Like start, it writes with s.mu released;
+// a subscribe write start still has in flight (on the old session) is
+// waited for first.
 func (s *shared) resubscribe(sess *session) (bool, error) {
 	s.mu.Lock()
+	for s.writing != nil {
+		w := s.writing
+		s.mu.Unlock()
+		<-w
+		s.mu.Lock()
+	}
 	if s.ended || !s.started || s.on == sess.no {
 		s.mu.Unlock()
 		return false, nil
 	}
-	if err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body)); err != nil {
-		s.mu.Unlock()
+	s.writing = make(chan struct{})
+	s.mu.Unlock()
+	err := sess.writeErr(sess.ex.subscribeFrame(s.id, s.body))
+	s.finishWrite(sess, err == nil, true)
+	if err != nil {
 		return false, err
 	}
-	s.on = sess.no
-	s.noteBreakLocked()
-	removed, empty := s.pushLocked(reconnectGap)
-	s.mu.Unlock()
-	s.afterPush(removed, empty)
 	return true, nil
 }
 
@@ -332,6 +376,9 @@ func (s *shared) release() {
 	s.ended = true
 	s.stopHoldLocked()
 	on := s.on
+	if s.writing != nil {
+		on = 0 // the writer sends the stop after its subscribe (finishWrite)
+	}
 	s.mu.Unlock()
 	h.dropLocked(s)
 	h.mu.Unlock()
@@ -343,7 +390,8 @@ func (s *shared) release() {
 // end removes s from the hub and closes every client queue with final.
 // cause is what a Subscribe still waiting for the start reports. When this
 // call ended it, it returns the session number the subscription is live on
-// upstream (0 for none), so the caller may complete it there.
+// upstream (0 for none, or while its subscribe frame is being written: the
+// writer then completes it), so the caller may complete it there.
 func (s *shared) end(final *event.Event, cause error) uint64 {
 	h := s.h
 	h.mu.Lock()
@@ -365,6 +413,9 @@ func (s *shared) end(final *event.Event, cause error) uint64 {
 		cl.idx = -1
 	}
 	on := s.on
+	if s.writing != nil {
+		on = 0 // the writer sends the stop after its subscribe (finishWrite)
+	}
 	s.mu.Unlock()
 	h.mu.Unlock()
 	for _, cl := range clients {

@@ -1,0 +1,157 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// gate blocks every Write on a gatedConn until release is closed, like a
+// peer that stopped reading once its TCP buffers are full.
+type gate struct {
+	entered chan struct{} // closed when a write first blocks
+	once    sync.Once
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+type gatedConn struct {
+	net.Conn
+	gate atomic.Pointer[gate]
+}
+
+func (c *gatedConn) Write(b []byte) (int, error) {
+	if g := c.gate.Load(); g != nil {
+		g.once.Do(func() { close(g.entered) })
+		<-g.release
+	}
+	return c.Conn.Write(b)
+}
+
+// gatedDialer records every TCP connection the hub dials, in order.
+type gatedDialer struct {
+	mu    sync.Mutex
+	conns []*gatedConn
+}
+
+func (d *gatedDialer) client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			gc := &gatedConn{Conn: c}
+			d.mu.Lock()
+			d.conns = append(d.conns, gc)
+			d.mu.Unlock()
+			return gc, nil
+		},
+	}}
+}
+
+func (d *gatedDialer) conn(i int) *gatedConn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.conns[i]
+}
+
+// TestStalledUpstreamWriteDoesNotBlockHub: while a subscribe frame to one
+// upstream connection can't be written (its peer stopped reading), the
+// other connections keep delivering events, a client joining that very
+// subscription gets in, and subscriptions with other identities start.
+func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	var d gatedDialer
+	h := newTestHub(t, HubConfig{URL: fs.URL(), HTTPClient: d.client(), KeepAlive: time.Minute, WriteTimeout: time.Minute})
+	who := func(name, from string) Request {
+		r := countdown
+		r.Header = http.Header{"X-Who": {name}}
+		r.Variables = json.RawMessage(`{"from":` + from + `}`)
+		return r
+	}
+	subscribe(t, h, who("slow", "1"), SubscribeOptions{})
+	fast := newReader(t, subscribe(t, h, who("fast", "1"), SubscribeOptions{}))
+	ff := fs.frame("subscribe", 2)
+	if fs.numConns() != 2 || ff.fc.no != 2 {
+		t.Fatalf("%d conns, fast on %d", fs.numConns(), ff.fc.no)
+	}
+
+	// From now on the slow connection's writes block.
+	g := newGate()
+	var open sync.Once
+	unblock := func() { open.Do(func() { close(g.release) }) }
+	t.Cleanup(unblock) // before the hub closes, should the test fail
+	d.conn(0).gate.Store(g)
+	stuck := make(chan error, 1)
+	go func() {
+		sub, err := h.Subscribe(context.Background(), who("slow", "2"), SubscribeOptions{Dedup: true})
+		if err == nil {
+			sub.Close()
+		}
+		stuck <- err
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscribe frame was not written")
+	}
+	// A client joining the subscription being written must not hold the
+	// hub while it waits (it used to wait for s.mu under h.mu).
+	joined := make(chan error, 1)
+	go func() {
+		sub, err := h.Subscribe(context.Background(), who("slow", "2"), SubscribeOptions{Dedup: true})
+		if err == nil {
+			sub.Close()
+		}
+		joined <- err
+	}()
+
+	// Another connection's events keep flowing...
+	for i, data := range []string{`{"data":1}`, `{"data":2}`, `{"data":3}`} {
+		ff.fc.next(ff.ID, data)
+		if e := fast.next(); string(e.Data) != data {
+			t.Fatalf("event %d: %s", i, e.Data)
+		}
+	}
+	// ...and subscriptions with other identities start and get events.
+	for i, name := range []string{"other1", "other2"} {
+		r := newReader(t, subscribe(t, h, who(name, "1"), SubscribeOptions{Dedup: true}))
+		f := fs.frame("subscribe", 3+i)
+		f.fc.next(f.ID, `{"data":"x"}`)
+		expectNext(t, r, `{"data":"x"}`)
+	}
+	ff.fc.next(ff.ID, `{"data":4}`)
+	expectNext(t, fast, `{"data":4}`)
+	select {
+	case err := <-joined:
+		if err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("joining the subscription being written did not return")
+	}
+	select {
+	case err := <-stuck:
+		t.Fatalf("the stalled subscribe returned (%v) before its write could happen", err)
+	default:
+	}
+
+	// Once the upstream reads again, the subscription goes out, then
+	// (its clients gone) its stop, in that order.
+	unblock()
+	if err := <-stuck; err != nil {
+		t.Fatalf("stalled subscribe: %v", err)
+	}
+	sf := fs.frame("subscribe", 5)
+	cf := fs.frame("complete", 1)
+	if sf.fc.no != 1 || cf.fc.no != 1 || cf.ID != sf.ID {
+		t.Fatalf("subscribe %q on %d, complete %q on %d", sf.ID, sf.fc.no, cf.ID, cf.fc.no)
+	}
+}
