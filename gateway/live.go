@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fireboom/fireboom/event"
 	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/operation"
 	"github.com/fireboom/fireboom/sse"
@@ -38,30 +38,6 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		newError(http.StatusBadRequest, codeInput, c.ep.Name+` is not a live query: set "operations": {"`+c.ep.Name+`": {"liveInterval": "2s"}} in fireboom.json`).write(w)
 		return
 	}
-	mode, err := sse.ModeOf(r)
-	if err != nil {
-		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
-		return
-	}
-	release, aerr := g.admitStream(r, c.id)
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			release()
-		}
-	}()
-	opt := live.JoinOptions{
-		Patch: c.patch,
-		Queue: g.queueLimits(),
-	}
-	if mode != sse.Once && mode != sse.OnceSSE {
-		// Once wants a result, even when the client held the newest one.
-		opt.LastEventID = lastEventID(r)
-	}
 	req := c.req
 	q := live.Query{
 		Key:      liveKey(req, c.ep.live),
@@ -71,25 +47,17 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 			return body, err
 		},
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	cl, err := g.pollers.Join(ctx, q, opt)
-	cancel()
-	if err != nil {
-		if r.Context().Err() != nil {
-			return
+	g.openStream(w, r, c, func(ctx context.Context, mode sse.Mode) (*event.Queue, func(string), error) {
+		opt := live.JoinOptions{Patch: c.patch, Queue: g.queueLimits()}
+		if mode != sse.Once && mode != sse.OnceSSE {
+			// Once wants a result, even when the client held the newest one.
+			opt.LastEventID = lastEventID(r)
 		}
-		g.log.Warn("live query: first poll failed", "operation", c.ep.Name, "err", err)
-		if errors.Is(err, live.ErrClosed) {
-			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
-			return
+		cl, err := g.pollers.Join(ctx, q, opt)
+		if err != nil {
+			return nil, nil, err
 		}
-		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
-		return
-	}
-	handedOff = true
-	g.streamTo(w, r, c, mode, cl.Queue(), func(string) {
-		cl.Close()
-		release()
+		return cl.Queue(), func(string) { cl.Close() }, nil
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/auth"
+	"github.com/fireboom/fireboom/event"
 	"github.com/fireboom/fireboom/operation"
 	"github.com/fireboom/fireboom/sse"
 	"github.com/fireboom/fireboom/upstream"
@@ -162,58 +163,26 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, st
 // serveSubscription joins (or opens) the upstream subscription and streams
 // it to the client in the requested mode.
 func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *call) {
-	mode, err := sse.ModeOf(r)
-	if err != nil {
-		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
-		return
-	}
-	release, aerr := g.admitStream(r, c.id)
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			release()
+	g.openStream(w, r, c, func(ctx context.Context, _ sse.Mode) (*event.Queue, func(string), error) {
+		sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
+			Dedup:       c.ep.dedup,
+			ReplayLast:  c.ep.replayLast,
+			LastEventID: lastEventID(r),
+			Queue:       g.queueLimits(),
+		})
+		if err != nil {
+			return nil, nil, err
 		}
-	}()
-	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
-		Dedup:       c.ep.dedup,
-		ReplayLast:  c.ep.replayLast,
-		LastEventID: lastEventID(r),
-		Queue:       g.queueLimits(),
-	})
-	cancel()
-	if err != nil {
-		if r.Context().Err() != nil {
-			return
-		}
-		g.log.Warn("upstream subscription failed", "operation", c.ep.Name, "err", err)
-		if errors.Is(err, upstream.ErrTooManyConnections) {
-			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
-				with("Retry-After", "5").write(w)
-			return
-		}
-		if errors.Is(err, upstream.ErrClosed) {
-			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
-			return
-		}
-		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
-		return
-	}
-	handedOff = true
-	g.streamTo(w, r, c, mode, sub.Queue(), func(reason string) {
-		switch reason {
-		case sse.ReasonLifetime, sse.ReasonSlowConsumer:
-			// The gateway ended the stream and the client is expected
-			// back at once: keep the upstream subscription for its resume.
-			sub.Suspend()
-		default:
-			sub.Close()
-		}
-		release()
+		return sub.Queue(), func(reason string) {
+			switch reason {
+			case sse.ReasonLifetime, sse.ReasonSlowConsumer:
+				// The gateway ended the stream and the client is expected
+				// back at once: keep the upstream subscription for its resume.
+				sub.Suspend()
+			default:
+				sub.Close()
+			}
+		}, nil
 	})
 }
 

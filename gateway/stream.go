@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/upstream"
 )
 
 // streamLimits counts open streams gateway-wide and per identity.
@@ -66,6 +70,57 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// joinFunc joins the events a stream relays: an upstream subscription or
+// a live query's poller. done is called once with why the stream ended.
+type joinFunc func(ctx context.Context, mode sse.Mode) (q *event.Queue, done func(reason string), err error)
+
+// openStream does what every stream does before its first byte: read the
+// mode, reserve a slot (admitStream), join within 15 s, and answer a join
+// that failed with a status (503 shutting down or at the upstream
+// connection limit, 502 otherwise). Then it streams (streamTo).
+func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, join joinFunc) {
+	mode, err := sse.ModeOf(r)
+	if err != nil {
+		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
+		return
+	}
+	release, aerr := g.admitStream(r, c.id)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	q, done, err := join(ctx, mode)
+	cancel()
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		g.log.Warn("stream could not start", "operation", c.ep.Name, "err", err)
+		switch {
+		case errors.Is(err, upstream.ErrTooManyConnections):
+			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
+				with("Retry-After", "5").write(w)
+		case errors.Is(err, upstream.ErrClosed), errors.Is(err, live.ErrClosed):
+			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
+		default:
+			newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
+		}
+		return
+	}
+	handedOff = true
+	g.streamTo(w, r, c, mode, q, func(reason string) {
+		done(reason)
+		release()
+	})
 }
 
 // streamTo writes one client's stream, counting it, and calls done with
