@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -56,6 +57,11 @@ type Config struct {
 	Log Log `json:"log"`
 	// ShutdownTimeout bounds a graceful shutdown (default 10s).
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
+	// TrustedProxies lists the load balancers in front of the gateway (IP
+	// addresses or CIDR prefixes). From such a peer, the client's address
+	// is read from X-Forwarded-For (see ParseProxy); from any other peer
+	// the header is ignored, so it cannot be spoofed. Default: none.
+	TrustedProxies []string `json:"trustedProxies"`
 	// Operations holds per-operation settings, keyed by operation name
 	// ("chat/Messages").
 	Operations map[string]Operation `json:"operations"`
@@ -362,6 +368,11 @@ func (c *Config) validate() error {
 			bad(path, "must not be negative")
 		}
 	}
+	for i, p := range c.TrustedProxies {
+		if _, err := ParseProxy(p); err != nil {
+			bad(fmt.Sprintf("trustedProxies[%d]", i), "expected an IP address or a CIDR prefix such as 10.0.0.0/8, got %q", p)
+		}
+	}
 	if c.Limits.MaxBodyBytes < 0 {
 		bad("limits.maxBodyBytes", "must not be negative")
 	}
@@ -385,6 +396,21 @@ func (c *Config) resolvePaths() {
 	}
 	c.OperationsDir = abs(c.OperationsDir)
 	c.Upstream.SchemaFile = abs(c.Upstream.SchemaFile)
+}
+
+// ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address
+// (a prefix of its full length).
+func ParseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // WebSocketURL maps an http(s) URL to its ws(s) twin.

@@ -41,6 +41,7 @@ type Gateway struct {
 	shutdownOnce sync.Once
 	streams      atomic.Int64 // open client streams
 	limits       streamLimits
+	proxies      proxies // trustedProxies: whose X-Forwarded-For is believed
 
 	// liveCfg holds the settings SIGHUP may change (see settings and
 	// ReloadConfig); cfg stays the config the gateway started with.
@@ -98,6 +99,7 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		httpClient: hc,
 		shutdown:   make(chan struct{}),
 		cancel:     cancel,
+		proxies:    newProxies(cfg.TrustedProxies),
 	}
 	var err error
 	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {

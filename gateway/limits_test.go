@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +196,31 @@ func TestMaxStreamsPerIdentity(t *testing.T) {
 		s := mustRaw(t, g, "", path, "Authorization", alice)
 		defer s.close()
 		return s.resp.StatusCode == http.StatusOK
+	})
+}
+
+// Behind a load balancer every client has the balancer's address: with
+// trustedProxies, anonymous clients count per X-Forwarded-For address
+// instead, and a client talking to the gateway directly cannot choose its
+// address by sending the header.
+func TestMaxStreamsPerIdentityBehindProxy(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "trustedProxies": ["127.0.0.1"], "subscriptions": {"maxStreamsPerIdentity": 1}`))
+	path := "/operations/chat/MessageCreated?wg_sse=true&room=proxied"
+	mustOK(t, mustRaw(t, g, "127.0.0.1", path, "X-Forwarded-For", "198.51.100.1"), "client 1 via the balancer")
+	refused(t, mustRaw(t, g, "127.0.0.1", path, "X-Forwarded-For", "198.51.100.1"), http.StatusTooManyRequests, "client 1 again")
+	refused(t, mustRaw(t, g, "127.0.0.1", path, "X-Forwarded-For", "203.0.113.7, 198.51.100.1"), http.StatusTooManyRequests, "client 1 forging a hop")
+	mustOK(t, mustRaw(t, g, "127.0.0.1", path, "X-Forwarded-For", "198.51.100.2"), "client 2 via the balancer")
+
+	// 127.0.0.2 is not a trusted proxy: its header is ignored.
+	mustOK(t, mustRaw(t, g, "127.0.0.2", path, "X-Forwarded-For", "198.51.100.3"), "direct client")
+	refused(t, mustRaw(t, g, "127.0.0.2", path, "X-Forwarded-For", "198.51.100.4"), http.StatusTooManyRequests, "direct client spoofing")
+
+	// The request log names the client, not the balancer.
+	eventually(t, 5*time.Second, "refused requests logged with the client address", func() bool {
+		logs := g.logs.String()
+		return regexp.MustCompile(`status=429 .* client=198\.51\.100\.1\n`).MatchString(logs) &&
+			regexp.MustCompile(`status=429 .* client=127\.0\.0\.2\n`).MatchString(logs)
 	})
 }
 

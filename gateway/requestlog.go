@@ -22,7 +22,8 @@ const maxLoggedTarget = 2048
 
 // requestLog writes one log line per request once it is answered (for a
 // stream: when the stream ends): request id, method, path and query with
-// every token parameter removed, status, duration and bytes written.
+// every token parameter removed, status, duration, bytes written and the
+// client's address (see proxies.clientIP).
 // Liveness, readiness and metrics probes log at debug level so that they do
 // not drown the rest.
 //
@@ -37,6 +38,7 @@ func (g *Gateway) requestLog(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
+		client := g.proxies.clientIP(r)
 		lw := &loggingWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
 		returned := false
 		// Deferred so that a handler aborted with http.ErrAbortHandler is
@@ -56,14 +58,7 @@ func (g *Gateway) requestLog(next http.Handler) http.Handler {
 			case r.URL.Path == "/health" || r.URL.Path == "/ready" || r.URL.Path == "/metrics":
 				level = slog.LevelDebug
 			}
-			g.log.LogAttrs(r.Context(), level, "request",
-				slog.String("id", id),
-				slog.String("method", r.Method),
-				slog.String("path", loggedTarget(r.URL, param)),
-				slog.Int("status", status),
-				slog.Duration("duration", time.Since(start)),
-				slog.Int64("bytes", lw.bytes),
-			)
+			g.logRequest(r.Context(), level, id, r.Method, loggedTarget(r.URL, param), client, status, start, lw.bytes)
 		}()
 		lw.hold = func() func(int64) {
 			// Only what the line needs: the stream must not keep the
@@ -74,19 +69,25 @@ func (g *Gateway) requestLog(next http.Handler) http.Handler {
 			}
 			method := r.Method
 			return func(body int64) {
-				g.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
-					slog.String("id", id),
-					slog.String("method", method),
-					slog.String("path", target),
-					slog.Int("status", status),
-					slog.Duration("duration", time.Since(start)),
-					slog.Int64("bytes", head+body),
-				)
+				g.logRequest(context.Background(), slog.LevelInfo, id, method, target, client, status, start, head+body)
 			}
 		}
 		next.ServeHTTP(lw, r)
 		returned = true
 	})
+}
+
+// logRequest writes a request's log line.
+func (g *Gateway) logRequest(ctx context.Context, level slog.Level, id, method, target, client string, status int, start time.Time, bytes int64) {
+	g.log.LogAttrs(ctx, level, "request",
+		slog.String("id", id),
+		slog.String("method", method),
+		slog.String("path", target),
+		slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)),
+		slog.Int64("bytes", bytes),
+		slog.String("client", client),
+	)
 }
 
 // holdRequestLog is for a stream that outlives its handler (see streamTo):

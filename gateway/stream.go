@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,7 +28,7 @@ type streamLimits struct {
 // release must be called when the stream ends.
 func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(), _ *apiError) {
 	s := g.settings().Subscriptions
-	key := "ip:" + clientIP(r)
+	key := "ip:" + g.proxies.clientIP(r)
 	if id != nil && id.Subject != "" {
 		key = "sub:" + id.Subject
 	}
@@ -62,14 +61,6 @@ func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(
 			l.mu.Unlock()
 		})
 	}, nil
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // joinFunc joins the events a stream relays: an upstream subscription or
