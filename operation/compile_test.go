@@ -1,6 +1,7 @@
 package operation
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -337,6 +338,45 @@ func TestVariablesSchema(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("schema:\n got %s", op.VariablesSchema)
 	}
+	// Properties keep the declared order on the wire (the dashboard's forms
+	// follow it), for variables and for input object fields alike.
+	if got, want := keyOrder(t, op.VariablesSchema, "properties"), []string{"room", "sort", "filter", "first", "ratio", "exact", "ids", "meta", "by", "m"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("variables in order %q, want %q", got, want)
+	}
+	if got, want := keyOrder(t, op.VariablesSchema, "$defs", "MessageFilter", "properties"), []string{"author", "contains", "limit", "tags", "since", "and"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("MessageFilter fields in order %q, want %q", got, want)
+	}
+}
+
+// keyOrder returns the keys of the JSON object at path in doc, in the
+// order they are written.
+func keyOrder(t *testing.T, doc []byte, path ...string) []string {
+	t.Helper()
+	raw := json.RawMessage(doc)
+	for _, p := range path {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		raw = m[p]
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%v: not an object: %s", path, raw)
+	}
+	var keys []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
 }
 
 func TestLoadDir(t *testing.T) {

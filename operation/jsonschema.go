@@ -17,7 +17,7 @@ type schemaBuilder struct {
 // variablesSchema describes the public variables as one object schema.
 func (op *Operation) variablesSchema() json.RawMessage {
 	b := &schemaBuilder{schema: op.schema, defs: map[string]any{}}
-	props := map[string]any{}
+	var props properties
 	required := []string{}
 	for _, v := range op.Variables {
 		if v.FromClaim != "" {
@@ -30,7 +30,7 @@ func (op *Operation) variablesSchema() json.RawMessage {
 		if v.Description != "" {
 			s["description"] = v.Description
 		}
-		props[v.Name] = s
+		props = append(props, property{v.Name, s})
 		if v.Required {
 			required = append(required, v.Name)
 		}
@@ -140,7 +140,7 @@ func (b *schemaBuilder) define(def *ast.Definition) {
 		return
 	}
 	b.defs[def.Name] = nil // placeholder: stops recursion
-	props := map[string]any{}
+	var props properties
 	required := []string{}
 	for _, f := range def.Fields {
 		s := b.forType(f.Type)
@@ -152,7 +152,7 @@ func (b *schemaBuilder) define(def *ast.Definition) {
 		if f.Description != "" {
 			s["description"] = f.Description
 		}
-		props[f.Name] = s
+		props = append(props, property{f.Name, s})
 		if f.Type.NonNull && f.DefaultValue == nil {
 			required = append(required, f.Name)
 		}
@@ -173,4 +173,33 @@ func (b *schemaBuilder) define(def *ast.Definition) {
 		obj["maxProperties"] = 1
 	}
 	b.defs[def.Name] = obj
+}
+
+// properties is a JSON Schema "properties" object that keeps the declared
+// order of GraphQL variables and input fields on the wire (a Go map would
+// sort them), so that the dashboard's forms follow the operation's text.
+type properties []property
+
+type property struct {
+	name   string
+	schema map[string]any
+}
+
+func (ps properties) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(p.name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(p.schema)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, k...), ':'), v...)
+	}
+	return append(b, '}'), nil
 }

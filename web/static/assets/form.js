@@ -91,8 +91,8 @@ export function buildForm(op, onChange) {
   const fields = [];
   const form = h('div', {class: 'fields', testid: 'variables'});
 
-  // Required variables first: the gateway's schema lists properties by
-  // name, not in declaration order.
+  // Required variables first, each group in the operation's declared order
+  // (the gateway's schema keeps it).
   const entries = Object.entries(props);
   const ordered = [...entries.filter(([n]) => required.has(n)), ...entries.filter(([n]) => !required.has(n))];
   for (const [name, raw] of ordered) {
