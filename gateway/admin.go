@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fireboom/fireboom/auth"
@@ -66,13 +67,38 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream schema is not loaded yet"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	if _, status, err := g.client.Do(ctx, upstream.Request{Query: "query Ready { __typename }", OperationName: "Ready"}); err != nil || status/100 != 2 {
+	if !g.ready.upstreamUp(g.client) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream is unreachable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "operations": len(reg.endpoints)})
+}
+
+// readyTTL is how long /ready reuses its upstream probe.
+const readyTTL = time.Second
+
+// readyProbe asks the upstream for __typename on behalf of /ready, at most
+// once per readyTTL: /ready is public, and a crowd of probes (or anyone)
+// must not turn into a crowd of upstream queries. Probes arriving while one
+// is in flight wait for its answer.
+type readyProbe struct {
+	mu sync.Mutex
+	at time.Time // when the last probe answered; zero: never
+	up bool
+}
+
+func (p *readyProbe) upstreamUp(c *upstream.Client) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < readyTTL {
+		return p.up
+	}
+	// Not the request's context: the answer serves every waiting probe.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, status, err := c.Do(ctx, upstream.Request{Query: "query Ready { __typename }", OperationName: "Ready"})
+	p.up, p.at = err == nil && status/100 == 2, time.Now()
+	return p.up
 }
 
 // handleInfo tells the dashboard how this gateway authenticates.

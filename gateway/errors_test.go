@@ -207,9 +207,10 @@ func TestStartsWithoutUpstreamAndRecovers(t *testing.T) {
 		resp := get(t, g.URL+"/operations/Countdown?from=0&interval=1")
 		return readAll(t, resp) == "{\"data\":{\"countdown\":0}}\n\n"
 	})
-	if resp := get(t, g.URL+"/ready"); readAll(t, resp) == "" || resp.StatusCode != 200 {
-		t.Errorf("ready after recovery: %d", resp.StatusCode)
-	}
+	eventually(t, 5*time.Second, "ready after recovery", func() bool {
+		resp := get(t, g.URL+"/ready")
+		return readAll(t, resp) != "" && resp.StatusCode == 200
+	})
 }
 
 func TestIndexListsOperations(t *testing.T) {

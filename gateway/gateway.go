@@ -42,6 +42,7 @@ type Gateway struct {
 	streams      atomic.Int64 // open client streams
 	limits       streamLimits
 	proxies      proxies // trustedProxies: whose X-Forwarded-For is believed
+	ready        readyProbe
 
 	// liveCfg holds the settings SIGHUP may change (see settings and
 	// ReloadConfig); cfg stays the config the gateway started with.

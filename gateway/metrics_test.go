@@ -185,11 +185,24 @@ func TestReadyFollowsUpstream(t *testing.T) {
 	if body := readAll(t, resp); resp.StatusCode != 200 || !strings.HasPrefix(body, `{"operations":`) {
 		t.Errorf("ready: %d %s", resp.StatusCode, body)
 	}
-	_ = d.Close()
-	resp = get(t, g.URL+"/ready")
-	if body := readAll(t, resp); resp.StatusCode != 503 || body != `{"reason":"the upstream is unreachable","status":"unavailable"}` {
-		t.Errorf("ready with the upstream down: %d %s", resp.StatusCode, body)
+	// Probes within readyTTL of the first reuse its answer.
+	queries := d.Stats().Operations["Ready"]
+	for range 5 {
+		if resp := get(t, g.URL+"/ready"); readAll(t, resp) == "" || resp.StatusCode != 200 {
+			t.Fatalf("ready again: %d", resp.StatusCode)
+		}
 	}
+	// (One, should a slow machine take longer than readyTTL for them.)
+	if n := d.Stats().Operations["Ready"]; n > queries+1 {
+		t.Errorf("%d upstream queries for 5 probes right after the first, want at most 1", n-queries)
+	}
+	_ = d.Close()
+	// Within readyTTL of the last probe.
+	eventually(t, 5*time.Second, "ready with the upstream down", func() bool {
+		resp := get(t, g.URL+"/ready")
+		body := readAll(t, resp)
+		return resp.StatusCode == 503 && body == `{"reason":"the upstream is unreachable","status":"unavailable"}`
+	})
 	if resp := get(t, g.URL+"/health"); readAll(t, resp) != `{"status":"ok"}` || resp.StatusCode != 200 {
 		t.Errorf("health: %d", resp.StatusCode)
 	}
