@@ -360,9 +360,9 @@ func TestVariablesForm(t *testing.T) {
 	got := eval[[]formField](b, fmt.Sprintf(formFieldsJS, q(panelSel(op)+` [data-testid=field]`)))
 	want := []formField{
 		{Var: "room", Tag: "input", Type: "text", Label: "String!", Options: []string{}},
+		{Var: "sort", Tag: "select", Type: "select-one", Label: "Sort", Value: `"OLDEST"`, Options: []string{"— not set —", "NEWEST", "OLDEST"}},
 		{Var: "filter", Tag: "textarea", Type: "textarea", Label: "MessageFilter", Options: []string{}},
 		{Var: "limit", Tag: "input", Type: "number", Label: "Int", Options: []string{}},
-		{Var: "sort", Tag: "select", Type: "select-one", Label: "String", Value: `"OLDEST"`, Options: []string{"— not set —", "NEWEST", "OLDEST"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		b.fatalf("form fields:\n got %+v\nwant %+v", got, want)

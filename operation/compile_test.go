@@ -302,7 +302,7 @@ func TestVariablesSchema(t *testing.T) {
   "required": ["room", "ratio", "by"],
   "properties": {
     "room": {"type": "string"},
-    "sort": {"type": ["string", "null"], "enum": ["NEWEST", "OLDEST", "LEGACY", null], "default": "NEWEST"},
+    "sort": {"type": ["string", "null"], "enum": ["NEWEST", "OLDEST", "LEGACY", null], "title": "Sort", "default": "NEWEST"},
     "filter": {"anyOf": [{"$ref": "#/$defs/MessageFilter"}, {"type": "null"}]},
     "first": {"type": ["integer", "null"], "minimum": -2147483648, "maximum": 2147483647},
     "ratio": {"type": "number"},

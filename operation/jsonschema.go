@@ -69,7 +69,7 @@ func (b *schemaBuilder) forType(t *ast.Type) map[string]any {
 			for i, ev := range def.EnumValues {
 				names[i] = ev.Name
 			}
-			s = map[string]any{"type": "string", "enum": names}
+			s = map[string]any{"type": "string", "enum": names, "title": def.Name}
 		case def.Kind == ast.InputObject:
 			b.define(def)
 			s = map[string]any{"$ref": "#/$defs/" + def.Name}
