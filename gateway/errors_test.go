@@ -69,7 +69,7 @@ func TestErrorTable(t *testing.T) {
 		{"unknown body variable", "POST", "/operations/chat/PostMessage", `{"room":"a","content":"b","x":1}`, 400, "InputValidationError", "/x", [2]string{}},
 		{"body wrong type", "POST", "/operations/chat/PostMessage", `{"room":1,"content":"b"}`, 400, "InputValidationError", "/room", [2]string{}},
 		{"bad flag", "GET", "/operations/Sub?wg_sse=maybe", "", 400, "InputValidationError", "", [2]string{}},
-		{"flag without value", "GET", "/operations/Sub?wg_subscribe_once", "", 400, "InputValidationError", "/wg_subscribe_once", [2]string{}},
+		{"repeated flag", "GET", "/operations/Sub?wg_subscribe_once&wg_subscribe_once=true", "", 400, "InputValidationError", "/wg_subscribe_once", [2]string{}},
 		{"bad live flag", "GET", "/operations/chat/Messages?room=a&wg_live=1", "", 400, "InputValidationError", "/wg_live", [2]string{}},
 		{"bad patch flag", "GET", "/operations/chat/Messages?room=a&wg_json_patch=TRUE", "", 400, "InputValidationError", "/wg_json_patch", [2]string{}},
 		{"bad flag on POST", "POST", "/operations/chat/PostMessage?wg_live=yes", `{"room":"a","content":"b"}`, 400, "InputValidationError", "/wg_live", [2]string{}},

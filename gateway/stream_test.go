@@ -72,6 +72,19 @@ func TestSSEStreamExactBytes(t *testing.T) {
 	})
 }
 
+// A bare ?wg_sse (how Cosmo and WunderGraph clients write it) means
+// wg_sse=true.
+func TestSSEChosenByBareFlag(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, defaultConfig)
+	resp := get(t, g.URL+"/operations/Countdown?from=0&interval=1&wg_sse")
+	checkHeaders(t, resp, map[string]string{"Content-Type": "text/event-stream"})
+	got := readAll(t, resp)
+	if want := withIDs(t, got, "id: *\ndata: {\"data\":{\"countdown\":0}}\n\nevent: done\ndata: done\n\n"); got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+}
+
 func TestSSEChosenByAcceptHeader(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, defaultConfig)

@@ -70,7 +70,7 @@ func errorResponses() map[string]any {
 	retry := header("Retry-After", "Seconds to wait before retrying.")
 	return map[string]any{
 		"BadRequest": errorResponse("InputValidationError: a variable has the wrong type, is missing, unknown or malformed, "+
-			"a @fromClaim variable was sent, or a wg_ flag is not true or false.", nil),
+			"a @fromClaim variable was sent, or a wg_ flag is not true, false or empty.", nil),
 		"Unauthorized": errorResponse("Unauthorized: no token where one is needed, or an invalid one (expired, bad signature, "+
 			"wrong issuer or audience, an algorithm not configured), on any operation.", header("WWW-Authenticate", "A Bearer challenge (RFC 6750).")),
 		"Forbidden":                 errorResponse("Forbidden: the token's roles do not allow this operation.", nil),

@@ -45,15 +45,18 @@ const (
 )
 
 // ErrInvalidFlag is returned by Flag (and so by ModeOf) for a boolean
-// parameter whose value is not "true" or "false"; the gateway answers 400.
+// parameter whose value is not "true", "false" or empty; the gateway
+// answers 400.
 var ErrInvalidFlag = errors.New("invalid flag value")
 
 // Flag reads the boolean query parameter name. This is the one rule for
 // every boolean wg_ parameter (wg_sse, wg_subscribe_once, wg_live,
-// wg_json_patch): absent means false; otherwise it must appear once, with
-// the value "true" or "false" exactly. Anything else (?wg_sse, ?wg_sse=,
-// wg_sse=1, wg_sse=TRUE, a repeated parameter) is an error wrapping
-// ErrInvalidFlag. The error does not echo the value: it is client input.
+// wg_json_patch): absent means false; otherwise it must appear once, and
+// "true" or no value at all (?wg_sse, as Cosmo and WunderGraph clients
+// write it) means true, "false" means false. Anything else (wg_sse=1,
+// wg_sse=TRUE, a repeated parameter) is an error wrapping ErrInvalidFlag
+// rather than a guess. The error does not echo the value: it is client
+// input.
 func Flag(q url.Values, name string) (bool, error) {
 	vs, ok := q[name]
 	if !ok {
@@ -61,7 +64,7 @@ func Flag(q url.Values, name string) (bool, error) {
 	}
 	if len(vs) == 1 {
 		switch vs[0] {
-		case "true":
+		case "true", "":
 			return true, nil
 		case "false":
 			return false, nil
@@ -72,8 +75,8 @@ func Flag(q url.Values, name string) (bool, error) {
 
 // ModeOf chooses the output mode of a subscription request.
 //
-// wg_sse and wg_subscribe_once are read by Flag: "true" or "false" only, any
-// other value is an error wrapping ErrInvalidFlag.
+// wg_sse and wg_subscribe_once are read by Flag: "true" (or no value) or
+// "false", any other value is an error wrapping ErrInvalidFlag.
 //
 // SSE is chosen by wg_sse=true or, when wg_sse is absent, by an Accept header
 // containing text/event-stream (case-insensitive); an explicit wg_sse=false
