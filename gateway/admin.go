@@ -177,6 +177,14 @@ func sameOrigin(r *http.Request) bool {
 // second: open streams, upstream connections and subscriptions, and the
 // event totals (the dashboard derives rates).
 func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
+	// A stats stream holds a connection like any other stream: it counts
+	// against the same limits (it is public, so per client IP).
+	release, aerr := g.admitStream(r, nil)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -167,6 +167,26 @@ func TestMaxStreams(t *testing.T) {
 	})
 }
 
+// The dashboard's stats stream holds a connection like any stream: it
+// counts against maxStreams and the per-IP limit, so a public endpoint
+// cannot be used to hold more connections than the limits allow.
+func TestStatsStreamCounts(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, configWith("", `, "subscriptions": {"maxStreams": 2, "maxStreamsPerIdentity": 1}`))
+	stats := mustRaw(t, g, "127.0.0.1", "/_/stats")
+	mustOK(t, stats, "stats stream")
+	refused(t, mustRaw(t, g, "127.0.0.1", "/_/stats"), http.StatusTooManyRequests, "second stats stream, same IP")
+	refused(t, mustRaw(t, g, "127.0.0.1", "/operations/Countdown?wg_sse=true&from=100&interval=60000"), http.StatusTooManyRequests, "stream, same IP")
+	mustOK(t, mustRaw(t, g, "127.0.0.2", "/operations/Countdown?wg_sse=true&from=100&interval=60000"), "stream, other IP")
+	refused(t, mustRaw(t, g, "127.0.0.3", "/_/stats"), http.StatusServiceUnavailable, "stats stream, gateway full")
+	stats.close()
+	eventually(t, 5*time.Second, "the stats stream's slot released", func() bool {
+		s := mustRaw(t, g, "127.0.0.3", "/_/stats")
+		defer s.close()
+		return s.resp.StatusCode == http.StatusOK
+	})
+}
+
 func TestMaxStreamsPerIdentity(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, configWith(`, "forwardHeaders": ["Authorization"]`,
