@@ -27,7 +27,13 @@ type indexEntry struct {
 	Live                   bool            `json:"live,omitempty"`
 }
 
-func (g *Gateway) handleIndex(w http.ResponseWriter, _ *http.Request) {
+// handleIndex lists the operations (GET or HEAD; any other method is a
+// JSON 405, as everywhere under /operations).
+func (g *Gateway) handleIndex(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "the index is read with GET").with("Allow", "GET, HEAD").write(w)
+		return
+	}
 	reg := g.reg.Load()
 	list := []indexEntry{}
 	for _, ep := range reg.sorted() {

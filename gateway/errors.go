@@ -16,6 +16,7 @@ const (
 	codeUnauthorized     = "Unauthorized"
 	codeForbidden        = "Forbidden"
 	codeTooLarge         = "PayloadTooLarge"
+	codeTimeout          = "RequestTimeout"
 	codeUnavailable      = "UpstreamUnavailable"
 	codeTooManyStreams   = "TooManyStreams"
 	codeInternal         = "InternalServerError"
@@ -46,6 +47,15 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 func newError(status int, code, msg string) *apiError {
 	return &apiError{status: status, Code: code, Message: msg}
+}
+
+// inputError is a 400 InputValidationError about one parameter (path is a
+// JSON pointer such as "/wg_live"), shaped like the variables' errors: msg
+// for the whole answer, field for the parameter's entry.
+func inputError(path, msg, field string) *apiError {
+	e := newError(http.StatusBadRequest, codeInput, msg)
+	e.Errors = []operation.FieldError{{PropertyPath: path, Message: field}}
+	return e
 }
 
 func (e *apiError) with(key, value string) *apiError {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,9 @@ func TestErrorTable(t *testing.T) {
 		{"internal not exposed", "GET", "/operations/internal/Rooms", "", 404, "NotFound", "", [2]string{}},
 		{"traversal", "GET", "/operations/chat/..%2f..%2fSub", "", 404, "NotFound", "", [2]string{}},
 		{"GET mutation", "GET", "/operations/chat/PostMessage", "", 405, "MethodNotAllowed", "", [2]string{"Allow", "POST"}},
-		{"POST query", "POST", "/operations/chat/Messages", "{}", 405, "MethodNotAllowed", "", [2]string{"Allow", "GET"}},
+		{"POST query", "POST", "/operations/chat/Messages", "{}", 405, "MethodNotAllowed", "", [2]string{"Allow", "GET, HEAD"}},
+		{"POST index", "POST", "/operations", "{}", 405, "MethodNotAllowed", "", [2]string{"Allow", "GET, HEAD"}},
+		{"DELETE index", "DELETE", "/operations", "", 405, "MethodNotAllowed", "", [2]string{"Allow", "GET, HEAD"}},
 		{"POST subscription", "POST", "/operations/Sub", "{}", 405, "MethodNotAllowed", "", [2]string{"Allow", "GET"}},
 		{"wrong type query", "GET", "/operations/chat/Messages?room=a&limit=ten", "", 400, "InputValidationError", "/limit", [2]string{}},
 		{"wrong type sse", "GET", "/operations/Countdown?from=1.5&wg_sse=true", "", 400, "InputValidationError", "/from", [2]string{}},
@@ -73,6 +76,10 @@ func TestErrorTable(t *testing.T) {
 		{"bad live flag", "GET", "/operations/chat/Messages?room=a&wg_live=1", "", 400, "InputValidationError", "/wg_live", [2]string{}},
 		{"bad patch flag", "GET", "/operations/chat/Messages?room=a&wg_json_patch=TRUE", "", 400, "InputValidationError", "/wg_json_patch", [2]string{}},
 		{"bad flag on POST", "POST", "/operations/chat/PostMessage?wg_live=yes", `{"room":"a","content":"b"}`, 400, "InputValidationError", "/wg_live", [2]string{}},
+		{"live mutation", "POST", "/operations/chat/PostMessage?wg_live=true", `{"room":"a","content":"b"}`, 400, "InputValidationError", "/wg_live", [2]string{}},
+		{"live query without liveInterval", "GET", "/operations/chat/Messages?room=a&wg_live=true", "", 400, "InputValidationError", "/wg_live", [2]string{}},
+		{"duplicate body key", "POST", "/operations/chat/PostMessage", `{"room":"a","room":"b","content":"c"}`, 400, "InputValidationError", "", [2]string{}},
+		{"duplicate key in wg_variables", "GET", "/operations/chat/Messages?wg_variables=" + url.QueryEscape(`{"room":"a","room":"b"}`), "", 400, "InputValidationError", "", [2]string{}},
 		{"client-set claim variable", "GET", "/operations/chat/MyMessages?author=eve&access_token=" + token, "", 400, "InputValidationError", "/author", [2]string{}},
 		{"client-set claim variable, no token", "GET", "/operations/chat/MyMessages?author=eve", "", 401, "Unauthorized", "", [2]string{}},
 		{"roles not enough", "POST", "/operations/stocks/SetPrice?access_token=" + token, `{"symbol":"A","price":1}`, 403, "Forbidden", "", [2]string{}},

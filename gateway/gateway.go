@@ -43,6 +43,7 @@ type Gateway struct {
 	limits       streamLimits
 	proxies      proxies // trustedProxies: whose X-Forwarded-For is believed
 	ready        readyProbe
+	bodyTimeout  time.Duration // bounds reading a request body (bodyReadTimeout)
 
 	// liveCfg holds the settings SIGHUP may change (see settings and
 	// ReloadConfig); cfg stays the config the gateway started with.
@@ -75,6 +76,9 @@ type Options struct {
 	// TuneHub, if set, adjusts the upstream hub's settings before it is
 	// made (tests shorten the connection_ack timeout).
 	TuneHub func(*upstream.HubConfig)
+	// BodyTimeout bounds reading a request body (default 30 s; tests
+	// shorten it).
+	BodyTimeout time.Duration
 }
 
 // New builds a Gateway. It loads the operations against the upstream
@@ -101,6 +105,10 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		shutdown:   make(chan struct{}),
 		cancel:     cancel,
 		proxies:    newProxies(cfg.TrustedProxies),
+	}
+	g.bodyTimeout = opt.BodyTimeout
+	if g.bodyTimeout <= 0 {
+		g.bodyTimeout = bodyReadTimeout
 	}
 	var err error
 	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {
@@ -186,7 +194,7 @@ func (g *Gateway) routes() chi.Router {
 	})
 	r.Get("/ready", g.handleReady)
 	r.Handle("/metrics", g.met.handler())
-	r.Get("/operations", g.handleIndex)
+	r.HandleFunc("/operations", g.handleIndex)
 	r.HandleFunc("/operations/*", g.handleOperation)
 	r.Get("/_/stats", g.handleStats)
 	r.Get("/_/info", g.handleInfo)

@@ -95,6 +95,40 @@ func TestHardeningOversizedVariables(t *testing.T) {
 	}
 }
 
+// A body that never fully arrives: the handler gives up after the body
+// timeout with 408 rather than waiting as long as the client likes; a
+// declared length past the limit is refused before anything is read.
+func TestHardeningSlowBody(t *testing.T) {
+	d := startDemo(t, demo.Options{})
+	g := newGatewayWith(t, defaultConfig, map[string]string{"UPSTREAM": d.URL()}, Options{BodyTimeout: 300 * time.Millisecond}, nil, nil)
+	before := d.Stats().HTTPRequests
+	host := strings.TrimPrefix(g.URL, "http://")
+	post := func(length int, body string) (int, string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hang fails here
+		fmt.Fprintf(conn, "POST /operations/chat/PostMessage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", length, body)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, readAll(t, resp)
+	}
+	if status, body := post(50, `{"room":`); status != http.StatusRequestTimeout || body != `{"code":"RequestTimeout","message":"the request body did not arrive in time"}` {
+		t.Errorf("a body cut short: %d %s", status, body)
+	}
+	if status, body := post(99999999, `{}`); status != http.StatusRequestEntityTooLarge || errorCode(t, body) != "PayloadTooLarge" {
+		t.Errorf("a declared length past the limit: %d %s", status, body)
+	}
+	if n := d.Stats().HTTPRequests - before; n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+}
+
 func TestHardeningDeeplyNestedJSON(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, defaultConfig)

@@ -31,11 +31,11 @@ func (g *Gateway) newPollers() *live.Hub {
 // heartbeats, expiry and ids are those of subscriptions.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.ep.Kind != operation.Query {
-		newError(http.StatusBadRequest, codeInput, "wg_live=true is for queries; "+c.ep.Name+" is a "+string(c.ep.Kind)).write(w)
+		inputError("/wg_live", "wg_live=true is for queries; "+c.ep.Name+" is a "+string(c.ep.Kind), "for queries only").write(w)
 		return
 	}
 	if c.ep.live <= 0 {
-		newError(http.StatusBadRequest, codeInput, c.ep.Name+` is not a live query: set "operations": {"`+c.ep.Name+`": {"liveInterval": "2s"}} in fireboom.json`).write(w)
+		inputError("/wg_live", c.ep.Name+` is not a live query: set "operations": {"`+c.ep.Name+`": {"liveInterval": "2s"}} in fireboom.json`, "not a live query").write(w)
 		return
 	}
 	req := c.req

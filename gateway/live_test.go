@@ -246,7 +246,7 @@ func TestLiveRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b := readAll(t, resp); resp.StatusCode != http.StatusBadRequest ||
-		b != `{"code":"InputValidationError","message":"wg_live=true is for queries; chat/PostMessage is a mutation"}` {
+		b != `{"code":"InputValidationError","message":"wg_live=true is for queries; chat/PostMessage is a mutation","errors":[{"propertyPath":"/wg_live","message":"for queries only"}]}` {
 		t.Errorf("live mutation: %d %s", resp.StatusCode, b)
 	}
 	resp = get(t, g.URL+"/operations/stocks/Price?symbol=ACME&wg_live=maybe")

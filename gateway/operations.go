@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -75,8 +76,12 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	fl, ferr := readFlags(r.URL.Query())
 	headOK := ep.Kind == operation.Query && !fl.live
 	if r.Method != method && !(headOK && r.Method == http.MethodHead) {
+		allow := method
+		if headOK {
+			allow = "GET, HEAD"
+		}
 		return nil, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-			ep.Name+" is a "+string(ep.Kind)+": use "+method).with("Allow", method)
+			ep.Name+" is a "+string(ep.Kind)+": use "+method).with("Allow", allow)
 	}
 	id, aerr := g.identify(r, ep)
 	if aerr != nil {
@@ -112,12 +117,26 @@ func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint
 			}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.settings().Limits.MaxBodyBytes))
+	limit := g.settings().Limits.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit} // refused before reading
+	}
+	// The server has no read timeout (it would cut streams); a body gets
+	// bodyTimeout, so a client that never sends it cannot hold a handler
+	// for ever.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return nil, err
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	return ep.VariablesFromJSON(body)
 }
+
+// bodyReadTimeout bounds reading a request body (1 MiB at 35 KB/s); see
+// Gateway.bodyTimeout.
+const bodyReadTimeout = 30 * time.Second
 
 func (g *Gateway) reserved(name string) bool {
 	return reservedParams[name] || (name == *g.cfg.Auth.QueryParam && name != "")
@@ -130,6 +149,8 @@ func variablesError(err error) *apiError {
 	switch {
 	case errors.As(err, &tooLarge):
 		return newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than limits.maxBodyBytes")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return newError(http.StatusRequestTimeout, codeTimeout, "the request body did not arrive in time")
 	case errors.Is(err, operation.ErrClaimMissing):
 		return claimMissing()
 	case errors.As(err, &input):

@@ -310,15 +310,16 @@ func nesting(v any, limit int) int {
 }
 
 // decodeJSON decodes one JSON value with numbers kept exact, rejecting
-// trailing data and nesting deeper than MaxDepth.
+// trailing data, nesting deeper than MaxDepth, and an object that names a
+// key twice (encoding/json would keep the last one silently).
 func decodeJSON(data []byte) (any, error) {
 	if err := checkDepth(data, MaxDepth); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := readValue(dec)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("no JSON value")
 		}
@@ -328,6 +329,46 @@ func decodeJSON(data []byte) (any, error) {
 		return nil, errors.New("unexpected data after the JSON value")
 	}
 	return v, nil
+}
+
+// readValue reads the next JSON value from dec token by token, as Decode
+// into an any would, but with duplicate object keys an error.
+func readValue(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		m := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k := kt.(string) // the decoder only yields string keys
+			if _, dup := m[k]; dup {
+				return nil, fmt.Errorf("duplicate key %q", short(k))
+			}
+			if m[k], err = readValue(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err = dec.Token() // '}'
+		return m, err
+	case json.Delim('['):
+		a := []any{}
+		for dec.More() {
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err = dec.Token() // ']'
+		return a, err
+	}
+	return tok, nil // string, json.Number, bool or nil
 }
 
 // checkDepth rejects JSON text nested deeper than limit, before the decoder

@@ -41,6 +41,9 @@ func token(args []string, stdout io.Writer) error {
 	if *sub == "" {
 		return fmt.Errorf("token: -sub is required")
 	}
+	if *ttl <= 0 {
+		return fmt.Errorf("token: -ttl must be positive, got %s", *ttl)
+	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err

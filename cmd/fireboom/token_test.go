@@ -121,6 +121,8 @@ func TestTokenCommandErrors(t *testing.T) {
 		want string
 	}{
 		{"no subject", []string{"token", "-config", withSecret}, "-sub is required"},
+		{"zero ttl", []string{"token", "-config", withSecret, "-sub", "a", "-ttl", "0s"}, "token: -ttl must be positive, got 0s"},
+		{"negative ttl", []string{"token", "-config", withSecret, "-sub", "a", "-ttl", "-1h"}, "token: -ttl must be positive, got -1h0m0s"},
 		{"no secret", []string{"token", "-config", noSecret, "-sub", "alice"}, "no auth.jwt.secret"},
 		{"bad claim", []string{"token", "-config", withSecret, "-sub", "alice", "-claim", "novalue"}, "expected key=value"},
 		{"bad ttl", []string{"token", "-config", withSecret, "-sub", "alice", "-ttl", "-1h"}, "ttl must be positive"},
