@@ -263,7 +263,8 @@ func TestCloseStopsRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The loop must be seen running, or the test proves nothing.
+	waitFor(t, func() bool { return srv.fetches.Load() >= 3 })
 	a.Close()
 	a.Close()
 	// A request sent just before Close may still reach the server after

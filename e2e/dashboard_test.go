@@ -129,6 +129,7 @@ func TestSubscribeOnce(t *testing.T) {
 
 	b.open("Countdown")
 	b.fill("Countdown", "from", "7")
+	b.fill("Countdown", "interval", "60000") // it must not end by itself before waitActive below
 	b.click(panelSel("Countdown") + ` ` + testid("once"))
 	res := panelSel("Countdown") + ` ` + testid("result-body")
 	b.wait("the first event as the result", `!!document.querySelector(`+q(res)+`)`)

@@ -112,13 +112,14 @@ func TestJSONStreamExactBytes(t *testing.T) {
 
 func TestSubscribeOnceExactBytes(t *testing.T) {
 	protocols(t, func(t *testing.T, d *demo.Server, g *testGateway) {
-		resp := get(t, g.URL+"/operations/Countdown?from=3&interval=1&wg_subscribe_once=true")
+		// interval=60000: the countdown would not end by itself for minutes.
+		resp := get(t, g.URL+"/operations/Countdown?from=3&interval=60000&wg_subscribe_once=true")
 		checkHeaders(t, resp, map[string]string{"Content-Type": "application/json"})
 		if got := readAll(t, resp); got != `{"data":{"countdown":3}}` {
 			t.Errorf("body %q", got)
 		}
 		// The upstream subscription is completed after the one result.
-		eventually(t, time.Second, "upstream subscription completed", func() bool { return d.Stats().ActiveSubscriptions == 0 })
+		eventually(t, 5*time.Second, "upstream subscription completed", func() bool { return d.Stats().ActiveSubscriptions == 0 })
 
 		resp = get(t, g.URL+"/operations/Countdown?from=3&interval=1&wg_subscribe_once=true&wg_sse=true")
 		checkHeaders(t, resp, map[string]string{"Content-Type": "text/event-stream"})

@@ -284,7 +284,9 @@ func TestExpiryOverLoopback(t *testing.T) {
 	} {
 		q := event.NewQueue(event.Limits{})
 		q.Push(next("1", result1))
-		h := newHarness(t, q, Options{Heartbeat: -1, ExpiresAt: time.Now().Add(100 * time.Millisecond)})
+		// ExpiresAt is fixed before the request is even sent: a handler
+		// starting after it would expire before delivering the queued event.
+		h := newHarness(t, q, Options{Heartbeat: -1, ExpiresAt: time.Now().Add(time.Second)})
 		resp := h.get(t.Context(), tc.query)
 		if got := readAll(t, resp.Body); got != tc.want {
 			t.Fatalf("body:\n got %q\nwant %q", got, tc.want)

@@ -247,7 +247,9 @@ func TestBadOptions(t *testing.T) {
 
 func TestKeepAlive(t *testing.T) {
 	t.Parallel()
-	s := start(t, Options{TickInterval: -1, KeepAlive: 50 * time.Millisecond})
+	// gqlgen gives the first pong only one interval (deadline 2×, first ping
+	// at 1×): keep it well above a loaded -race scheduler's delays.
+	s := start(t, Options{TickInterval: -1, KeepAlive: 300 * time.Millisecond})
 
 	legacy := dial(t, s, ProtocolGraphQLWS)
 	legacy.init(nil)
