@@ -271,14 +271,21 @@ func TestDirectiveProblems(t *testing.T) {
 
 func TestFromClaimTypes(t *testing.T) {
 	t.Parallel()
-	for _, src := range []string{
-		`query ($s: String! @fromClaim(name: SUB)) { search(text: $s) { __typename } }`,
-		`query ($s: ID @fromClaim(name: NAME)) { me(id: $s) { id } }`,
-		`mutation ($r: [String!]! @fromClaim(name: ROLES)) { setRoles(user: "u", roles: $r) { id } }`,
-		`query ($r: [ID!] @fromClaim(name: ROLES)) { messages(room: "a", ids: $r) { id } }`,
-		`query ($m: JSON @fromClaim(name: "https://example.com/claims.meta")) { messages(room: "a", meta: $m) { id } }`,
+	for _, tc := range []struct{ src, variable, claim, typ string }{
+		{`query ($s: String! @fromClaim(name: SUB)) { search(text: $s) { __typename } }`, "s", ClaimSub, "String!"},
+		{`query ($s: ID @fromClaim(name: NAME)) { me(id: $s) { id } }`, "s", ClaimName, "ID"},
+		{`mutation ($r: [String!]! @fromClaim(name: ROLES)) { setRoles(user: "u", roles: $r) { id } }`, "r", ClaimRoles, "[String!]!"},
+		{`query ($r: [ID!] @fromClaim(name: ROLES)) { messages(room: "a", ids: $r) { id } }`, "r", ClaimRoles, "[ID!]"},
+		{`query ($m: JSON @fromClaim(name: "https://example.com/claims.meta")) { messages(room: "a", meta: $m) { id } }`, "m", "https://example.com/claims.meta", "JSON"},
 	} {
-		mustCompile(t, src)
+		op := mustCompile(t, tc.src)
+		if len(op.Claims) != 1 {
+			t.Errorf("%s: claims %+v", tc.src, op.Claims)
+			continue
+		}
+		if c := op.Claims[0]; c.Variable != tc.variable || c.Claim != tc.claim || c.Type.String() != tc.typ {
+			t.Errorf("%s: claim $%s from %q as %s", tc.src, c.Variable, c.Claim, c.Type)
+		}
 	}
 }
 
