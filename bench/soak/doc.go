@@ -11,7 +11,7 @@
 // has seen an event, as EventSource does; now and then as a new client
 // without), reads a random number of events, leaves, waits a little and
 // comes back. The upstream is closed and restarted on the same address
-// every -restart-every, staying away a random 0.1–3 s.
+// every -restart-every, staying away a random 0.1 s to -max-away (3 s).
 //
 // Every client checks each event against the previous one it saw: the
 // gateway event id must go on by one within one incarnation, and the

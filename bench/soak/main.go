@@ -43,6 +43,7 @@ func main() {
 
 type options struct {
 	duration, restartEvery, tick time.Duration
+	maxAway                      time.Duration
 	clients, maxEvents           int
 	logLevel                     string
 }
@@ -53,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the churn runs")
 	fs.DurationVar(&o.restartEvery, "restart-every", time.Minute, "upstream restart period (0: never)")
+	fs.DurationVar(&o.maxAway, "max-away", 3*time.Second, "a restarted upstream stays away a random 100ms..max-away")
 	fs.DurationVar(&o.tick, "tick", 20*time.Millisecond, "demo ticker period (each tick is one event per symbol)")
 	fs.IntVar(&o.clients, "clients", 50, "concurrent churning SSE clients")
 	fs.IntVar(&o.maxEvents, "max-events", 200, "a client reads 1..max-events events per connection")
@@ -116,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			restarts = restarter(ctx, ups, demoOpts, o.restartEvery, stdout)
+			restarts = restarter(ctx, ups, demoOpts, o.restartEvery, o.maxAway, stdout)
 		}()
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: o.clients, IdleConnTimeout: 30 * time.Second}
@@ -171,7 +173,7 @@ func (b *upstreamBox) get() *demo.Server {
 
 // restarter closes the upstream and starts it again on the same address
 // every period; it returns how many restarts it did.
-func restarter(ctx context.Context, ups *upstreamBox, opts demo.Options, period time.Duration, out io.Writer) int {
+func restarter(ctx context.Context, ups *upstreamBox, opts demo.Options, period, maxAway time.Duration, out io.Writer) int {
 	n := 0
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -184,7 +186,10 @@ func restarter(ctx context.Context, ups *upstreamBox, opts demo.Options, period 
 		ups.mu.Lock()
 		addr := ups.d.Addr()
 		_ = ups.d.Close()
-		away := 100*time.Millisecond + rand.N(2900*time.Millisecond)
+		away := 100 * time.Millisecond
+		if maxAway > away {
+			away += rand.N(maxAway - away)
+		}
 		time.Sleep(away)
 		var err error
 		for i := 0; i < 50; i++ { // the port may take a moment to be free
