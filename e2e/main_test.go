@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,6 +164,8 @@ type stackOptions struct {
 	tick time.Duration
 	// noDev turns development mode (token minting) off.
 	noDev bool
+	// cors lists cors.allowedOrigins.
+	cors []string
 }
 
 // startStack starts the demo and a gateway in dev mode with an HMAC secret,
@@ -191,8 +194,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"upstream": {"url": %q},
 		"auth": {"jwt": {"secret": %q}, "cookie": "fb_token"},
 		"dev": %t,
+		"cors": {"allowedOrigins": %s},
 		"operations": {"stocks/Price": {"liveInterval": "200ms"}}
-	}`, ops, d.URL(), e2eSecret, !o.noDev)
+	}`, ops, d.URL(), e2eSecret, !o.noDev, jsonList(o.cors))
 	cfg, err := config.Parse([]byte(cfgJSON), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +304,10 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// jsonList renders a string list as JSON ([] for none).
+func jsonList(l []string) string {
+	b, _ := json.Marshal(append([]string{}, l...))
+	return string(b)
 }

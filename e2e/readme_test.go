@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +63,59 @@ func TestReadmeSnippet(t *testing.T) {
 	}
 	// The snippet closed its EventSource on done: the stream is over.
 	s.waitActive(t, 0)
+}
+
+// TestReadmePage serves the README's page ("From a page of your own") from
+// an origin of its own, with the gateway address swapped in, as the README
+// says: allowed by cors.allowedOrigins it shows the countdown then done; a
+// page on an origin that is not allowed gets nothing.
+func TestReadmePage(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)### From a page of your own\n.*?```html\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no html block under \"### From a page of your own\"")
+	}
+	page := func() *httptest.Server {
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(m[1])
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	allowed, other := page(), page()
+	s := startStack(t, stackOptions{cors: []string{allowed.URL}})
+	// The page as written, pointed at this test's gateway.
+	m[1] = bytes.ReplaceAll(m[1], []byte("http://127.0.0.1:9991"), []byte(s.URL))
+	if !bytes.Contains(m[1], []byte(s.URL+"/operations/Sub?wg_sse=true")) {
+		t.Fatalf("the page does not open /operations/Sub on the gateway:\n%s", m[1])
+	}
+
+	b := openTab(t, s.URL, desktopW, desktopH, false)
+	b.do(chromedp.Navigate(allowed.URL + "/"))
+	b.wait("the countdown's end", `document.getElementById('out').textContent.endsWith('done\n')`)
+	lines := strings.Split(strings.TrimSuffix(eval[string](b, `document.getElementById('out').textContent`), "\n"), "\n")
+	want := regexp.MustCompile(`^[0-9a-z]+-[0-9]+ \{"data":\{"countdown":([0-9])\}\}$`)
+	if len(lines) != 7 {
+		b.fatalf("page shows %q, want six events then done", lines)
+	}
+	for i, l := range lines[:6] {
+		if sm := want.FindStringSubmatch(l); sm == nil || sm[1] != strconv.Itoa(5-i) {
+			b.fatalf("line %d: %q", i, l)
+		}
+	}
+
+	// Another origin: the browser refuses the stream (no
+	// Access-Control-Allow-Origin for it) and EventSource gives up.
+	b.allowConsoleError("from origin '" + other.URL + "' has been blocked by CORS policy")
+	b.do(chromedp.Navigate(other.URL + "/"))
+	b.wait("the refused stream to close", `es.readyState === EventSource.CLOSED`)
+	if got := eval[string](b, `document.getElementById('out').textContent`); strings.Contains(got, "countdown") {
+		b.fatalf("a page on another origin read the stream: %q", got)
+	}
 }

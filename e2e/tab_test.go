@@ -32,6 +32,27 @@ type tab struct {
 
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
+	allowed []string // console errors the test provokes on purpose (allowConsoleError)
+}
+
+// allowConsoleError tells the end-of-test console check that an error
+// containing text is expected.
+func (b *tab) allowConsoleError(text string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.allowed = append(b.allowed, text)
+}
+
+// expected reports whether m is an error the test provoked on purpose.
+func (b *tab) expected(m chromedp.ConsoleMessage) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.allowed {
+		if strings.Contains(m.Text, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitTimeout bounds one wait for the page; a whole test gets a minute.
@@ -70,7 +91,7 @@ func openTab(t *testing.T, base string, width, height int64, mobile bool) *tab {
 		for _, m := range b.consoleMessages() {
 			// Network errors (401, 404 answers the tests provoke) are log
 			// entries; script errors and CSP violations are not expected.
-			if m.IsException() || (m.Type == chromedp.ConsoleError && (m.Source == "" || m.Source == "security" || m.Source == "javascript")) {
+			if (m.IsException() || (m.Type == chromedp.ConsoleError && (m.Source == "" || m.Source == "security" || m.Source == "javascript"))) && !b.expected(m) {
 				t.Errorf("browser console: %s (%s:%d)", m, m.URL, m.Line)
 			}
 		}
