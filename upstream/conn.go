@@ -165,7 +165,7 @@ func (c *conn) run() {
 		if !c.shouldReconnect(err) {
 			// The upstream completed these just before the end: pass it on.
 			for _, hc := range held {
-				hc.s.end(event.DoneEvent, nil)
+				hc.s.end(event.DoneEvent, nil, false)
 			}
 			c.finish(err)
 			return
@@ -301,7 +301,7 @@ func (sess *session) readLoop() error {
 			}
 		case msgError:
 			if s := c.op(m.id); s != nil {
-				s.end(&event.Event{Kind: event.Error, Data: sess.ex.errorData(m.payload)}, nil)
+				s.end(&event.Event{Kind: event.Error, Data: sess.ex.errorData(m.payload)}, nil, false)
 			}
 		case msgComplete:
 			if s := c.op(m.id); s != nil {
@@ -331,7 +331,7 @@ func (c *conn) tooLarge(sess *session, over *oversized) {
 	if s == nil {
 		return
 	}
-	if on := s.end(frameTooLarge, nil); on == sess.no {
+	if on := s.end(frameTooLarge, nil, true); on == sess.no {
 		sess.write(sess.ex.stopFrame(s.id))
 	}
 }
@@ -350,7 +350,7 @@ func (c *conn) op(id string) *shared {
 func (sess *session) holdComplete(s *shared) {
 	grace := sess.c.h.cfg.CompleteGrace
 	if grace <= 0 {
-		s.end(event.DoneEvent, nil)
+		s.end(event.DoneEvent, nil, false)
 		return
 	}
 	sess.hmu.Lock()
@@ -383,7 +383,7 @@ func (sess *session) releaseHeld(now time.Time) time.Time {
 	}
 	sess.hmu.Unlock()
 	for _, s := range due {
-		s.end(event.DoneEvent, nil)
+		s.end(event.DoneEvent, nil, false)
 	}
 	return next
 }
@@ -538,7 +538,7 @@ func (c *conn) finish(err error) {
 		h.log.Warn("upstream connection lost", "conn", c.no, "subscriptions", len(ops), "err", err)
 	}
 	for _, s := range ops {
-		s.end(final, cause)
+		s.end(final, cause, false)
 	}
 	close(c.done)
 }

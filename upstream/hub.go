@@ -462,7 +462,7 @@ func (h *Hub) Close() error {
 	}
 	h.mu.Unlock()
 	for _, s := range all {
-		if on := s.end(event.DoneEvent, nil); on != 0 {
+		if on := s.end(event.DoneEvent, nil, true); on != 0 {
 			s.c.sendStop(s.id, on)
 		}
 	}

@@ -34,14 +34,18 @@ type shared struct {
 	// the stop frame to the writer (see finishWrite): the subscribe frame
 	// always goes out before the stop frame for the same id.
 	writing chan struct{}
-	ended   bool  // no more events; clients were closed or left
-	endErr  error // why it ended before it started
-	clients []*Subscription
-	seq     uint64         // sequence of the newest event
-	ring    []*event.Event // the newest len(ring) events, circular
-	ringPos int            // where the next event goes
-	ringN   int            // how many ring slots hold events
-	last    *event.Event
+	// stopOwed: s ended while writing, and whoever ended it wants the
+	// subscription completed upstream (the last client left, the hub
+	// closed). Not set when the upstream itself ended it.
+	stopOwed bool
+	ended    bool  // no more events; clients were closed or left
+	endErr   error // why it ended before it started
+	clients  []*Subscription
+	seq      uint64         // sequence of the newest event
+	ring     []*event.Event // the newest len(ring) events, circular
+	ringPos  int            // where the next event goes
+	ringN    int            // how many ring slots hold events
+	last     *event.Event
 	// breaks are the seqs after which the connection was re-established
 	// (ascending, within the ring): a resume across one gets reconnectGap
 	// at that point.
@@ -311,9 +315,10 @@ func (s *shared) start() (bool, error) {
 }
 
 // finishWrite ends the subscribe write that start or resubscribe began on
-// sess (ok: the frame went out). If s ended meanwhile, release and end
-// sent no stop frame (s was writing): it is sent here, after the
-// subscribe. gap tells the clients of a resubscription.
+// sess (ok: the frame went out). If s ended meanwhile with a stop wanted
+// (stopOwed), release or end could not send it while s was writing: it is
+// sent here, after the subscribe. gap tells the clients of a
+// resubscription.
 func (s *shared) finishWrite(sess *session, ok, gap bool) {
 	s.mu.Lock()
 	close(s.writing)
@@ -321,7 +326,7 @@ func (s *shared) finishWrite(sess *session, ok, gap bool) {
 	if ok {
 		s.on = sess.no
 	}
-	stop := ok && s.ended
+	stop := ok && s.stopOwed
 	var removed int
 	var empty bool
 	if ok && gap && !s.ended {
@@ -377,7 +382,7 @@ func (s *shared) release() {
 	s.stopHoldLocked()
 	on := s.on
 	if s.writing != nil {
-		on = 0 // the writer sends the stop after its subscribe (finishWrite)
+		on, s.stopOwed = 0, true // the writer sends the stop after its subscribe (finishWrite)
 	}
 	s.mu.Unlock()
 	h.dropLocked(s)
@@ -388,11 +393,13 @@ func (s *shared) release() {
 }
 
 // end removes s from the hub and closes every client queue with final.
-// cause is what a Subscribe still waiting for the start reports. When this
-// call ended it, it returns the session number the subscription is live on
-// upstream (0 for none, or while its subscribe frame is being written: the
-// writer then completes it), so the caller may complete it there.
-func (s *shared) end(final *event.Event, cause error) uint64 {
+// cause is what a Subscribe still waiting for the start reports; stop says
+// whether the caller wants the subscription completed upstream (not when
+// the upstream ended it). When this call ended it, it returns the session
+// number the subscription is live on upstream, so the caller may complete
+// it there: 0 for none, or while its subscribe frame is being written (the
+// writer then sends the stop, if wanted: see finishWrite).
+func (s *shared) end(final *event.Event, cause error, stop bool) uint64 {
 	h := s.h
 	h.mu.Lock()
 	h.dropLocked(s)
@@ -414,7 +421,9 @@ func (s *shared) end(final *event.Event, cause error) uint64 {
 	}
 	on := s.on
 	if s.writing != nil {
-		on = 0 // the writer sends the stop after its subscribe (finishWrite)
+		// The writer sends the stop after its subscribe (finishWrite), if
+		// one is wanted.
+		on, s.stopOwed = 0, stop
 	}
 	s.mu.Unlock()
 	h.mu.Unlock()

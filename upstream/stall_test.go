@@ -5,21 +5,27 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fireboom/fireboom/event"
 )
 
 // gate blocks every Write on a gatedConn until release is closed, like a
 // peer that stopped reading once its TCP buffers are full.
 type gate struct {
+	min     int           // only writes of at least min bytes wait
 	entered chan struct{} // closed when a write first blocks
 	once    sync.Once
 	release chan struct{}
 }
 
-func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+func newGate(min int) *gate {
+	return &gate{min: min, entered: make(chan struct{}), release: make(chan struct{})}
+}
 
 type gatedConn struct {
 	net.Conn
@@ -27,17 +33,19 @@ type gatedConn struct {
 }
 
 func (c *gatedConn) Write(b []byte) (int, error) {
-	if g := c.gate.Load(); g != nil {
+	if g := c.gate.Load(); g != nil && len(b) >= g.min {
 		g.once.Do(func() { close(g.entered) })
 		<-g.release
 	}
 	return c.Conn.Write(b)
 }
 
-// gatedDialer records every TCP connection the hub dials, in order.
+// gatedDialer records every TCP connection the hub dials, in order. With
+// next set, the connections dialed from then on are gated by it.
 type gatedDialer struct {
 	mu    sync.Mutex
 	conns []*gatedConn
+	next  *gate
 }
 
 func (d *gatedDialer) client() *http.Client {
@@ -49,6 +57,9 @@ func (d *gatedDialer) client() *http.Client {
 			}
 			gc := &gatedConn{Conn: c}
 			d.mu.Lock()
+			if d.next != nil {
+				gc.gate.Store(d.next)
+			}
 			d.conns = append(d.conns, gc)
 			d.mu.Unlock()
 			return gc, nil
@@ -84,7 +95,7 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 	}
 
 	// From now on the slow connection's writes block.
-	g := newGate()
+	g := newGate(0)
 	var open sync.Once
 	unblock := func() { open.Do(func() { close(g.release) }) }
 	t.Cleanup(unblock) // before the hub closes, should the test fail
@@ -153,5 +164,118 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 	cf := fs.frame("complete", 1)
 	if sf.fc.no != 1 || cf.fc.no != 1 || cf.ID != sf.ID {
 		t.Fatalf("subscribe %q on %d, complete %q on %d", sf.ID, sf.fc.no, cf.ID, cf.fc.no)
+	}
+}
+
+// bigCountdown's subscribe frame is over 8 KB: with a gate of 4 KB it is
+// the only write on a connection that blocks (the upgrade request,
+// connection_init and pings are small).
+func bigCountdown() Request {
+	r := countdown
+	r.Variables = json.RawMessage(`{"from":1,"pad":"` + strings.Repeat("x", 8<<10) + `"}`)
+	return r
+}
+
+// A resubscription after a reconnect that can't be written yet (the new
+// connection's peer is not reading) while the last client leaves: the
+// writer completes the subscription after its subscribe frame, on the same
+// connection.
+func TestLastClientLeavesDuringResubscribe(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	var d gatedDialer
+	h := newTestHub(t, HubConfig{URL: fs.URL(), HTTPClient: d.client(), KeepAlive: time.Minute, WriteTimeout: time.Minute})
+	sub := subscribe(t, h, bigCountdown(), SubscribeOptions{})
+	first := fs.frame("subscribe", 1)
+
+	g := newGate(4 << 10)
+	var open sync.Once
+	unblock := func() { open.Do(func() { close(g.release) }) }
+	t.Cleanup(unblock)
+	d.mu.Lock()
+	d.next = g
+	d.mu.Unlock()
+	_ = d.conn(0).Conn.Close() // the connection drops: the hub reconnects
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the resubscription was not written")
+	}
+	sub.Close()
+	unblock()
+
+	again := fs.frame("subscribe", 2)
+	if again.fc.no != 2 || again.ID != first.ID {
+		t.Fatalf("resubscribed %q on conn %d, want %q on 2", again.ID, again.fc.no, first.ID)
+	}
+	c := fs.frame("complete", 1)
+	if c.fc.no != 2 || c.ID != first.ID {
+		t.Fatalf("complete %q on conn %d, want %q on 2", c.ID, c.fc.no, first.ID)
+	}
+}
+
+// The upstream ends a subscription (an error frame) while its subscribe
+// frame is still being written: the subscription ends for its client, and
+// no complete is owed for it afterwards.
+func TestUpstreamEndsDuringSubscribeWrite(t *testing.T) {
+	fs := newFake(t, ProtocolTransportWS)
+	var d gatedDialer
+	h := newTestHub(t, HubConfig{URL: fs.URL(), HTTPClient: d.client(), KeepAlive: time.Minute, WriteTimeout: time.Minute})
+	subscribe(t, h, countdown, SubscribeOptions{}) // the connection, live
+	fc := fs.frame("subscribe", 1).fc
+
+	g := newGate(4 << 10)
+	var open sync.Once
+	unblock := func() { open.Do(func() { close(g.release) }) }
+	t.Cleanup(unblock)
+	d.conn(0).gate.Store(g)
+	type result struct {
+		sub *Subscription
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sub, err := h.Subscribe(context.Background(), bigCountdown(), SubscribeOptions{})
+		done <- result{sub, err}
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscribe frame was not written")
+	}
+	// The id the hub is writing (the upstream would know it from the frame
+	// it is receiving).
+	var id string
+	h.mu.RLock()
+	for c := range h.all {
+		for i, s := range c.ops {
+			s.mu.Lock()
+			if s.writing != nil {
+				id = i
+			}
+			s.mu.Unlock()
+		}
+	}
+	h.mu.RUnlock()
+	if id == "" {
+		t.Fatal("no subscription is being written")
+	}
+	fc.errorFrame(id, `[{"message":"no"}]`)
+	unblock()
+	res := <-done
+	if res.err == nil {
+		e := newReader(t, res.sub).next()
+		res.sub.Close()
+		if e.Kind != event.Error {
+			t.Fatalf("the client got %v, want the upstream's error", e.Kind)
+		}
+	}
+	if f := fs.frame("subscribe", 2); f.ID != id {
+		t.Fatalf("subscribe %q, want %q", f.ID, id)
+	}
+	// Absence can only be checked by waiting: long enough for a complete
+	// sent right after the write to arrive.
+	time.Sleep(200 * time.Millisecond)
+	if n := fs.count("complete"); n != 0 {
+		t.Fatalf("%d complete frames for a subscription the upstream ended", n)
 	}
 }
