@@ -399,11 +399,21 @@ func (c *Config) resolvePaths() {
 }
 
 // ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address
-// (a prefix of its full length).
+// (a prefix of its full length). IPv4-mapped IPv6 forms are read as the
+// IPv4 they map, as client addresses are.
 func ParseProxy(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
+		if err != nil {
+			return p, err
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("%s: an IPv4-mapped prefix needs at least 96 bits", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {

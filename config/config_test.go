@@ -90,6 +90,7 @@ func TestErrorsNameTheJSONPath(t *testing.T) {
 		{`{"upstream":{"demo":true},"subscriptions":{"slowConsumer":"panic"}}`, "subscriptions.slowConsumer"},
 		{`{"upstream":{"demo":true},"trustedProxies":["10.0.0.0/8","10.0.0.300"]}`, `trustedProxies[1]: expected an IP address or a CIDR prefix such as 10.0.0.0/8, got "10.0.0.300"`},
 		{`{"upstream":{"demo":true},"trustedProxies":"10.0.0.1"}`, "trustedProxies: expected array"},
+		{`{"upstream":{"demo":true},"trustedProxies":["::ffff:0:0/90"]}`, "trustedProxies[0]: expected an IP address or a CIDR prefix"},
 		{`{"upstream": {"demo": true},}`, "invalid JSON at line 1"},
 		{`[]`, "(top level): expected object"},
 	} {

@@ -61,23 +61,32 @@ func (g *Gateway) handleIndex(w http.ResponseWriter, r *http.Request) {
 // handleReady answers 200 when the upstream is reachable and the
 // operations are loaded, else 503 (also once a graceful shutdown began,
 // so that a load balancer stops sending new clients).
-func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-g.shutdown:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "shutting down"})
-		return
-	default:
+func (g *Gateway) handleReady(w http.ResponseWriter, _ *http.Request) {
+	unavailable := func(reason string) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
 	reg := g.reg.Load()
-	if reg.schema == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream schema is not loaded yet"})
-		return
+	switch {
+	case g.shuttingDown():
+		unavailable("shutting down")
+	case reg.schema == nil:
+		unavailable("the upstream schema is not loaded yet")
+	case !g.ready.upstreamUp(g.client):
+		unavailable("the upstream is unreachable")
+	case g.shuttingDown(): // began while the probe waited
+		unavailable("shutting down")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "operations": len(reg.endpoints)})
 	}
-	if !g.ready.upstreamUp(g.client) {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "the upstream is unreachable"})
-		return
+}
+
+func (g *Gateway) shuttingDown() bool {
+	select {
+	case <-g.shutdown:
+		return true
+	default:
+		return false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "operations": len(reg.endpoints)})
 }
 
 // readyTTL is how long /ready reuses its upstream probe.

@@ -48,20 +48,36 @@ func (ps proxies) clientIP(r *http.Request) string {
 	if err != nil || len(ps) == 0 {
 		return host
 	}
-	peer = peer.Unmap()
+	peer = plain(peer)
 	if !ps.trusted(peer) {
 		return peer.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		a, ok := hopAddr(strings.TrimSpace(hops[i]))
+		if !ok {
 			break
 		}
-		peer = a.Unmap()
+		peer = a
 		if !ps.trusted(peer) {
 			break
 		}
 	}
 	return peer.String()
 }
+
+// hopAddr reads one X-Forwarded-For entry: an address, or an address with
+// a port (some balancers add it: 1.2.3.4:5678, [2001:db8::1]:5678).
+func hopAddr(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return plain(a), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return plain(ap.Addr()), true
+	}
+	return netip.Addr{}, false
+}
+
+// plain drops what would keep an address from matching a prefix: the
+// IPv4-in-IPv6 mapping and an IPv6 zone.
+func plain(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }

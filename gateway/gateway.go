@@ -184,7 +184,7 @@ func staticHeaders(cfg *config.Config) http.Header {
 // through handleOperation, the one point where identity is decided.
 func (g *Gateway) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(g.requestLog)
+	r.Use(g.requestLog, g.bodyDeadline)
 	if c := newCORS(g.cfg); c != nil {
 		r.Use(c.handler)
 	}

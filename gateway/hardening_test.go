@@ -95,15 +95,17 @@ func TestHardeningOversizedVariables(t *testing.T) {
 	}
 }
 
-// A body that never fully arrives: the handler gives up after the body
-// timeout with 408 rather than waiting as long as the client likes; a
-// declared length past the limit is refused before anything is read.
+// A body that never fully arrives: the handler that reads it gives up
+// after the body timeout with 408, and every other answer (an error, a
+// route that reads no body) comes within that timeout too, instead of
+// net/http waiting for the body as long as the client likes; a declared
+// length past the limit is refused before anything is read.
 func TestHardeningSlowBody(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGatewayWith(t, defaultConfig, map[string]string{"UPSTREAM": d.URL()}, Options{BodyTimeout: 300 * time.Millisecond}, nil, nil)
 	before := d.Stats().HTTPRequests
 	host := strings.TrimPrefix(g.URL, "http://")
-	post := func(length int, body string) (int, string) {
+	send := func(method, path string, length int, body string) (int, string) {
 		t.Helper()
 		conn, err := net.Dial("tcp", host)
 		if err != nil {
@@ -111,18 +113,35 @@ func TestHardeningSlowBody(t *testing.T) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hang fails here
-		fmt.Fprintf(conn, "POST /operations/chat/PostMessage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", length, body)
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", method, path, length, body)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s %s: %v", method, path, err)
 		}
 		return resp.StatusCode, readAll(t, resp)
 	}
-	if status, body := post(50, `{"room":`); status != http.StatusRequestTimeout || body != `{"code":"RequestTimeout","message":"the request body did not arrive in time"}` {
-		t.Errorf("a body cut short: %d %s", status, body)
+	for _, tc := range []struct {
+		method, path string
+		length       int
+		body         string
+		status       int
+		code         string
+	}{
+		{"POST", "/operations/chat/PostMessage", 50, `{"room":`, 408, "RequestTimeout"},
+		{"POST", "/operations/chat/PostMessage", 99999999, `{}`, 413, "PayloadTooLarge"},
+		{"POST", "/operations/chat/Nope", 50, `{`, 404, "NotFound"},
+		{"POST", "/operations/chat/PostMessage?x=1", 50, `{`, 400, "InputValidationError"},
+		{"POST", "/operations/chat/Messages", 50, `{`, 405, "MethodNotAllowed"},
+		{"GET", "/operations/Countdown?from=1", 50, `{`, 400, "InputValidationError"},
+		{"POST", "/health", 50, `{`, 404, ""}, // a route that reads no body
+	} {
+		status, body := send(tc.method, tc.path, tc.length, tc.body)
+		if status != tc.status || (tc.code != "" && errorCode(t, body) != tc.code) {
+			t.Errorf("%s %s with %d of %d bytes: %d %s, want %d %s", tc.method, tc.path, len(tc.body), tc.length, status, body, tc.status, tc.code)
+		}
 	}
-	if status, body := post(99999999, `{}`); status != http.StatusRequestEntityTooLarge || errorCode(t, body) != "PayloadTooLarge" {
-		t.Errorf("a declared length past the limit: %d %s", status, body)
+	if status, body := send("POST", "/operations/chat/PostMessage", 50, `{"room":`); body != `{"code":"RequestTimeout","message":"the request body did not arrive in time"}` {
+		t.Errorf("408 body: %d %s", status, body)
 	}
 	if n := d.Stats().HTTPRequests - before; n != 0 {
 		t.Errorf("%d requests reached the upstream", n)

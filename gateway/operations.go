@@ -104,6 +104,14 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 // JSON body for POST.
 func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint) (json.RawMessage, error) {
 	if r.Method != http.MethodPost {
+		if r.ContentLength != 0 {
+			// Never read: a stream would leave it pending for net/http to
+			// discard after the stream, with no deadline.
+			return nil, &operation.InputError{
+				Message: "a " + r.Method + " request has no body: variables go in the query string",
+				Errors:  []operation.FieldError{{PropertyPath: "/", Message: "unexpected request body"}},
+			}
+		}
 		return ep.VariablesFromQuery(r.URL.Query(), g.reserved)
 	}
 	// Variables of a POST come from the body only: a query parameter that
@@ -121,22 +129,14 @@ func (g *Gateway) variables(w http.ResponseWriter, r *http.Request, ep *endpoint
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit} // refused before reading
 	}
-	// The server has no read timeout (it would cut streams); a body gets
-	// bodyTimeout, so a client that never sends it cannot hold a handler
-	// for ever.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(g.bodyTimeout))
+	// Read within the deadline bodyDeadline set, then clear it.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return nil, err
 	}
-	_ = rc.SetReadDeadline(time.Time{})
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return ep.VariablesFromJSON(body)
 }
-
-// bodyReadTimeout bounds reading a request body (1 MiB at 35 KB/s); see
-// Gateway.bodyTimeout.
-const bodyReadTimeout = 30 * time.Second
 
 func (g *Gateway) reserved(name string) bool {
 	return reservedParams[name] || (name == *g.cfg.Auth.QueryParam && name != "")

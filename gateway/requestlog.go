@@ -90,6 +90,25 @@ func (g *Gateway) logRequest(ctx context.Context, level slog.Level, id, method, 
 	)
 }
 
+// bodyReadTimeout bounds reading a request body (1 MiB at 35 KB/s); see
+// Gateway.bodyTimeout.
+const bodyReadTimeout = 30 * time.Second
+
+// bodyDeadline gives a request that declares a body bodyTimeout to send
+// it. The server has no ReadTimeout (it would cut streams), and net/http
+// reads and discards up to 256 KB of a body the handler left unread before
+// it answers: without a deadline, a client that declares a body and never
+// sends it would hold the connection on any answer, an error included.
+// The handler that reads a body clears the deadline when it is done.
+func (g *Gateway) bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 { // -1: chunked, length unknown
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // holdRequestLog is for a stream that outlives its handler (see streamTo):
 // the request's log line is then written by the returned func when the
 // stream ends, with the body bytes it wrote, instead of when the handler

@@ -338,6 +338,15 @@ func readValue(dec *json.Decoder) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	v, err := readRest(dec, tok)
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF // the value began: the input was cut short
+	}
+	return v, err
+}
+
+// readRest reads the rest of the value that begins with tok.
+func readRest(dec *json.Decoder, tok json.Token) (any, error) {
 	switch tok {
 	case json.Delim('{'):
 		m := map[string]any{}
@@ -354,7 +363,7 @@ func readValue(dec *json.Decoder) (any, error) {
 				return nil, err
 			}
 		}
-		_, err = dec.Token() // '}'
+		_, err := dec.Token() // '}'
 		return m, err
 	case json.Delim('['):
 		a := []any{}
@@ -365,7 +374,7 @@ func readValue(dec *json.Decoder) (any, error) {
 			}
 			a = append(a, v)
 		}
-		_, err = dec.Token() // ']'
+		_, err := dec.Token() // ']'
 		return a, err
 	}
 	return tok, nil // string, json.Number, bool or nil
