@@ -20,18 +20,11 @@ import (
 // to: it must log each countdown event with its id, then done.
 func TestReadmeSnippet(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)### From a browser\n.*?```js\n(.*?)```").FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("README.md has no js block under \"### From a browser\"")
-	}
+	snippet := readmeBlock(t, "From a browser", "js")
 	s := startStack(t, stackOptions{})
 	b := openTab(t, s.URL, desktopW, desktopH, false)
 	b.wait("the dashboard", `document.querySelectorAll('[data-testid=op-item]').length > 0`)
-	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[chromedp.Void](string(m[1])+"\nundefined")); err != nil {
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[chromedp.Void](snippet+"\nundefined")); err != nil {
 		b.fatalf("running the README snippet: %v", err)
 	}
 
@@ -71,19 +64,12 @@ func TestReadmeSnippet(t *testing.T) {
 // page on an origin that is not allowed gets nothing.
 func TestReadmePage(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)### From a page of your own\n.*?```html\n(.*?)```").FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("README.md has no html block under \"### From a page of your own\"")
-	}
+	html := []byte(readmeBlock(t, "From a page of your own", "html"))
 	page := func() *httptest.Server {
 		var srv *httptest.Server
 		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write(m[1])
+			_, _ = w.Write(html)
 		}))
 		t.Cleanup(srv.Close)
 		return srv
@@ -91,9 +77,9 @@ func TestReadmePage(t *testing.T) {
 	allowed, other := page(), page()
 	s := startStack(t, stackOptions{cors: []string{allowed.URL}})
 	// The page as written, pointed at this test's gateway.
-	m[1] = bytes.ReplaceAll(m[1], []byte("http://127.0.0.1:9991"), []byte(s.URL))
-	if !bytes.Contains(m[1], []byte(s.URL+"/operations/Sub?wg_sse=true")) {
-		t.Fatalf("the page does not open /operations/Sub on the gateway:\n%s", m[1])
+	html = bytes.ReplaceAll(html, []byte("http://127.0.0.1:9991"), []byte(s.URL))
+	if !bytes.Contains(html, []byte(s.URL+"/operations/Sub?wg_sse=true")) {
+		t.Fatalf("the page does not open /operations/Sub on the gateway:\n%s", html)
 	}
 
 	b := openTab(t, s.URL, desktopW, desktopH, false)
@@ -118,4 +104,19 @@ func TestReadmePage(t *testing.T) {
 	if got := eval[string](b, `document.getElementById('out').textContent`); strings.Contains(got, "countdown") {
 		b.fatalf("a page on another origin read the stream: %q", got)
 	}
+}
+
+// readmeBlock returns the first fenced block of lang under the README
+// heading "### heading".
+func readmeBlock(t *testing.T, heading, lang string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)### " + regexp.QuoteMeta(heading) + "\n.*?```" + lang + "\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatalf("README.md has no %s block under %q", lang, "### "+heading)
+	}
+	return string(m[1])
 }

@@ -23,8 +23,14 @@ type gate struct {
 	release chan struct{}
 }
 
-func newGate(min int) *gate {
-	return &gate{min: min, entered: make(chan struct{}), release: make(chan struct{})}
+// newGate returns a gate for writes of min bytes or more, and the func
+// that opens it (also called when the test ends, before the hub closes).
+func newGate(t *testing.T, min int) (*gate, func()) {
+	g := &gate{min: min, entered: make(chan struct{}), release: make(chan struct{})}
+	var open sync.Once
+	unblock := func() { open.Do(func() { close(g.release) }) }
+	t.Cleanup(unblock)
+	return g, unblock
 }
 
 type gatedConn struct {
@@ -95,10 +101,7 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 	}
 
 	// From now on the slow connection's writes block.
-	g := newGate(0)
-	var open sync.Once
-	unblock := func() { open.Do(func() { close(g.release) }) }
-	t.Cleanup(unblock) // before the hub closes, should the test fail
+	g, unblock := newGate(t, 0)
 	d.conn(0).gate.Store(g)
 	stuck := make(chan error, 1)
 	go func() {
@@ -187,10 +190,7 @@ func TestLastClientLeavesDuringResubscribe(t *testing.T) {
 	sub := subscribe(t, h, bigCountdown(), SubscribeOptions{})
 	first := fs.frame("subscribe", 1)
 
-	g := newGate(4 << 10)
-	var open sync.Once
-	unblock := func() { open.Do(func() { close(g.release) }) }
-	t.Cleanup(unblock)
+	g, unblock := newGate(t, 4<<10)
 	d.mu.Lock()
 	d.next = g
 	d.mu.Unlock()
@@ -223,10 +223,7 @@ func TestUpstreamEndsDuringSubscribeWrite(t *testing.T) {
 	subscribe(t, h, countdown, SubscribeOptions{}) // the connection, live
 	fc := fs.frame("subscribe", 1).fc
 
-	g := newGate(4 << 10)
-	var open sync.Once
-	unblock := func() { open.Do(func() { close(g.release) }) }
-	t.Cleanup(unblock)
+	g, unblock := newGate(t, 4<<10)
 	d.conn(0).gate.Store(g)
 	type result struct {
 		sub *Subscription
