@@ -240,16 +240,17 @@ func (g *Gateway) OperationCount() (served, failed int) {
 
 // recoverer turns a panicking handler into a 500 without taking other
 // requests down. http.ErrAbortHandler is re-raised, as net/http expects.
+// It runs inside requestLog, whose writer tells whether the response has
+// begun (then the connection is cut rather than a 500 appended).
 func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &startedWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(v)
 				}
 				g.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				if sw.started {
+				if lw := requestLogWriter(w); lw != nil && lw.status != 0 {
 					// A status and perhaps stream bytes are out: a JSON
 					// body now would corrupt the response. Cut it instead.
 					panic(http.ErrAbortHandler)
@@ -257,7 +258,7 @@ func (g *Gateway) recoverer(next http.Handler) http.Handler {
 				newError(http.StatusInternalServerError, codeInternal, "internal error").write(w)
 			}
 		}()
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -273,25 +274,6 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-
-// startedWriter notes whether the response has begun. Unwrap keeps
-// http.ResponseController (flush, deadlines, hijack) working through it.
-type startedWriter struct {
-	http.ResponseWriter
-	started bool
-}
-
-func (w *startedWriter) WriteHeader(code int) {
-	w.started = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *startedWriter) Write(b []byte) (int, error) {
-	w.started = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jitter spreads d by ±10% so that capped streams do not all reconnect at
 // once.

@@ -47,9 +47,9 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 			return body, err
 		},
 	}
-	g.openStream(w, r, c, func(ctx context.Context, mode sse.Mode) (*event.Queue, func(string), error) {
+	g.openStream(w, r, c, func(ctx context.Context) (*event.Queue, func(string), error) {
 		opt := live.JoinOptions{Patch: c.patch, Queue: g.queueLimits()}
-		if mode != sse.Once && mode != sse.OnceSSE {
+		if c.mode != sse.Once && c.mode != sse.OnceSSE {
 			// Once wants a result, even when the client held the newest one.
 			opt.LastEventID = lastEventID(r)
 		}

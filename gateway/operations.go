@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -73,7 +72,7 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request) (*call, *apiEr
 	}
 	// HEAD is a GET without a body: fine for a query, meaningless for a
 	// stream (it would open an upstream subscription and send its body).
-	fl, ferr := readFlags(r.URL.Query())
+	fl, ferr := readFlags(r)
 	headOK := ep.Kind == operation.Query && !fl.live
 	if r.Method != method && !(headOK && r.Method == http.MethodHead) {
 		allow := method
@@ -184,7 +183,7 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, st
 // serveSubscription joins (or opens) the upstream subscription and streams
 // it to the client in the requested mode.
 func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *call) {
-	g.openStream(w, r, c, func(ctx context.Context, _ sse.Mode) (*event.Queue, func(string), error) {
+	g.openStream(w, r, c, func(ctx context.Context) (*event.Queue, func(string), error) {
 		sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
 			Dedup:       c.ep.dedup,
 			ReplayLast:  c.ep.replayLast,
@@ -214,20 +213,21 @@ func lastEventID(r *http.Request) string {
 	return r.URL.Query().Get("wg_last_event_id")
 }
 
-// flags are the boolean wg_ parameters the gateway reads itself; wg_sse and
-// wg_subscribe_once are read by sse.ModeOf.
+// flags are what the request's wg_ parameters ask for.
 type flags struct {
-	live  bool // wg_live: stream a query as a live query
-	patch bool // wg_json_patch: send RFC 6902 patches on a live query
+	live  bool     // wg_live: stream a query as a live query
+	patch bool     // wg_json_patch: send RFC 6902 patches on a live query
+	mode  sse.Mode // wg_sse, wg_subscribe_once and Accept: how a stream is written
 }
 
 // readFlags checks every boolean wg_ parameter by sse.Flag, the one rule
-// ("true" or "false"), and returns the gateway's own.
-func readFlags(q url.Values) (flags, error) {
+// ("true", "false" or no value), and reads what they ask for.
+func readFlags(r *http.Request) (flags, error) {
+	q := r.URL.Query()
 	var f flags
 	for _, p := range []struct {
 		name string
-		dst  *bool // nil: checked here, read by sse.ModeOf
+		dst  *bool // nil: checked here, read by sse.ModeOf below
 	}{
 		{sse.ParamSSE, nil}, {sse.ParamOnce, nil},
 		{"wg_live", &f.live}, {"wg_json_patch", &f.patch},
@@ -241,6 +241,7 @@ func readFlags(q url.Values) (flags, error) {
 			*p.dst = v
 		}
 	}
+	f.mode, _ = sse.ModeOf(r) // its flags passed sse.Flag above: no error
 	return f, nil
 }
 

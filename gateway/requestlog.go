@@ -114,13 +114,20 @@ func (g *Gateway) bodyDeadline(next http.Handler) http.Handler {
 // stream ends, with the body bytes it wrote, instead of when the handler
 // returns. It returns nil when w is not the request log's writer.
 func holdRequestLog(w http.ResponseWriter) func(body int64) {
+	lw := requestLogWriter(w)
+	if lw == nil || lw.hold == nil || lw.held {
+		return nil
+	}
+	lw.held = true
+	return lw.hold()
+}
+
+// requestLogWriter finds the request log's writer under w (nil if none).
+// Its status also tells whether the response has begun.
+func requestLogWriter(w http.ResponseWriter) *loggingWriter {
 	for {
 		if lw, ok := w.(*loggingWriter); ok {
-			if lw.hold == nil || lw.held {
-				return nil
-			}
-			lw.held = true
-			return lw.hold()
+			return lw
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {

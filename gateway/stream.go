@@ -65,18 +65,13 @@ func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(
 
 // joinFunc joins the events a stream relays: an upstream subscription or
 // a live query's poller. done is called once with why the stream ended.
-type joinFunc func(ctx context.Context, mode sse.Mode) (q *event.Queue, done func(reason string), err error)
+type joinFunc func(ctx context.Context) (q *event.Queue, done func(reason string), err error)
 
-// openStream does what every stream does before its first byte: read the
-// mode, reserve a slot (admitStream), join within 15 s, and answer a join
-// that failed with a status (503 shutting down or at the upstream
-// connection limit, 502 otherwise). Then it streams (streamTo).
+// openStream does what every stream does before its first byte: reserve a
+// slot (admitStream), join within 15 s, and answer a join that failed with
+// a status (503 shutting down or at the upstream connection limit, 502
+// otherwise). Then it streams (streamTo) in c.mode.
 func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, join joinFunc) {
-	mode, err := sse.ModeOf(r)
-	if err != nil {
-		newError(http.StatusBadRequest, codeInput, err.Error()).write(w)
-		return
-	}
 	release, aerr := g.admitStream(r, c.id)
 	if aerr != nil {
 		aerr.write(w)
@@ -89,7 +84,7 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 		}
 	}()
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	q, done, err := join(ctx, mode)
+	q, done, err := join(ctx)
 	cancel()
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -108,7 +103,7 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 		return
 	}
 	handedOff = true
-	g.streamTo(w, r, c, mode, q, func(reason string) {
+	g.streamTo(w, r, c, q, func(reason string) {
 		done(reason)
 		release()
 	})
@@ -119,10 +114,10 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 // after streamTo returned: once the headers are out, the stream goes on in
 // a goroutine of the gateway's (see sse.Options.Detach), so that the
 // handler returns and net/http frees what it holds per request.
-func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode sse.Mode, q *event.Queue, done func(reason string)) {
+func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, q *event.Queue, done func(reason string)) {
 	set := g.settings().Subscriptions
 	opt := sse.Options{
-		Mode:         mode,
+		Mode:         c.mode,
 		Heartbeat:    set.Heartbeat.D(),
 		WriteTimeout: set.WriteTimeout.D(),
 		Shutdown:     g.shutdown,
@@ -132,7 +127,7 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, mode
 	if c.id != nil {
 		opt.ExpiresAt = g.auth.ValidUntil(c.id)
 	}
-	name, modeName := c.ep.Name, modeLabel(mode) // not c: a detached stream must not keep the request
+	name, modeName := c.ep.Name, modeLabel(c.mode) // not c: a detached stream must not keep the request
 	open := g.met.openStreams.WithLabelValues(name, modeName)
 	open.Inc()
 	g.streams.Add(1)

@@ -176,11 +176,7 @@ func (w walker) typeSchema(t *ast.Type, sets []ast.SelectionSet) map[string]any 
 		case def.Kind == ast.Scalar:
 			s = operation.ScalarSchema(def)
 		case def.Kind == ast.Enum:
-			names := make([]any, len(def.EnumValues))
-			for i, v := range def.EnumValues {
-				names[i] = v.Name
-			}
-			s = map[string]any{"type": "string", "enum": names}
+			s = operation.EnumSchema(def)
 		default: // object, interface, union
 			s = w.object(def, sets)
 		}

@@ -65,11 +65,8 @@ func (b *schemaBuilder) forType(t *ast.Type) map[string]any {
 		case def == nil:
 			return map[string]any{}
 		case def.Kind == ast.Enum:
-			names := make([]any, len(def.EnumValues))
-			for i, ev := range def.EnumValues {
-				names[i] = ev.Name
-			}
-			s = map[string]any{"type": "string", "enum": names, "title": def.Name}
+			s = EnumSchema(def)
+			s["title"] = def.Name // the dashboard labels the field with it
 		case def.Kind == ast.InputObject:
 			b.define(def)
 			s = map[string]any{"$ref": "#/$defs/" + def.Name}
@@ -104,6 +101,16 @@ func ScalarSchema(def *ast.Definition) map[string]any {
 		s["description"] = def.Description
 	}
 	return s
+}
+
+// EnumSchema is the JSON Schema of a GraphQL enum: a string, one of its
+// value names. Variables and the OpenAPI document's results both use it.
+func EnumSchema(def *ast.Definition) map[string]any {
+	names := make([]any, len(def.EnumValues))
+	for i, ev := range def.EnumValues {
+		names[i] = ev.Name
+	}
+	return map[string]any{"type": "string", "enum": names}
 }
 
 // NullableSchema widens the JSON Schema s to also accept null, in place

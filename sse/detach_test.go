@@ -214,13 +214,7 @@ func TestOnceNotDetached(t *testing.T) {
 func TestDetachedWriteTimeout(t *testing.T) {
 	q := event.NewQueue(event.Limits{MaxEvents: 1 << 20, MaxBytes: 1 << 30})
 	h := newDetachHarness(t, q, Options{WriteTimeout: 200 * time.Millisecond, Heartbeat: -1}, true)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+	openNonReading(t, h)
 	h.handlerResult()
 	big := next("1", `"`+strings.Repeat("x", 64<<10)+`"`)
 	for i := 0; i < 200; i++ {
@@ -236,13 +230,7 @@ func TestDetachedWriteTimeout(t *testing.T) {
 func TestDetachedAbort(t *testing.T) {
 	q := event.NewQueue(event.Limits{MaxEvents: 1 << 20, MaxBytes: 1 << 30})
 	h := newDetachHarness(t, q, Options{WriteTimeout: time.Minute, Heartbeat: -1}, true)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-	_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+	openNonReading(t, h)
 	h.handlerResult()
 	abort := <-h.aborts
 	big := next("1", `"`+strings.Repeat("x", 64<<10)+`"`)
@@ -339,4 +327,17 @@ func benchTick(b *testing.B, detach bool) {
 	}
 	readers.Wait()
 	streams.Wait()
+}
+
+// openNonReading opens a stream on h from a client with a small receive
+// buffer that never reads; the connection closes when the test ends.
+func openNonReading(t *testing.T, h *detachHarness) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
 }
