@@ -1,6 +1,9 @@
 package event
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"sync/atomic"
+)
 
 // Kind says what an Event means to a client stream.
 type Kind uint8
@@ -51,6 +54,39 @@ type Event struct {
 	// to reconnect and resume with Last-Event-ID (a slow-consumer cut-off),
 	// so a stream writer must not tell it the stream is done.
 	Resumable bool
+	// Patch, on a live query's result, is the same result as an RFC 6902
+	// JSON Patch against the result before it (same ID), for the clients
+	// that asked for patches; nil when there is none.
+	Patch *Event
+
+	// frames memoises the event's wire bytes, one slot per Format: an
+	// event shared by many clients is framed once (see Frame).
+	frames [numFormats]atomic.Pointer[[]byte]
+}
+
+// Format names a wire framing of an event (see Frame).
+type Format uint8
+
+// The formats a stream writer frames events in.
+const (
+	FormatSSE  Format = iota // text/event-stream
+	FormatJSON               // the JSON stream
+	numFormats
+)
+
+// Frame returns the event's bytes in format f, calling encode to make them
+// the first time and the same bytes ever after: every client of a topic
+// writes one shared copy. The result must not be modified. Concurrent
+// first calls may both encode; one result wins and is returned to both.
+func (e *Event) Frame(f Format, encode func(*Event) []byte) []byte {
+	if b := e.frames[f].Load(); b != nil {
+		return *b
+	}
+	b := encode(e)
+	if e.frames[f].CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *e.frames[f].Load()
 }
 
 // Size is what the event counts against a queue's byte limit.

@@ -209,10 +209,10 @@ func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		s := g.hub.Stats()
+		s, ts := g.hub.Stats(), g.topics.Stats("")
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		_, err := fmt.Fprintf(w, "data: {\"openStreams\":%d,\"upstreamConnections\":%d,\"upstreamSubscriptions\":%d,\"eventsIn\":%d,\"eventsOut\":%d,\"time\":%q}\n\n",
-			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, s.EventsOut, time.Now().UTC().Format(statsTimeFormat))
+			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, ts.EventsOut, time.Now().UTC().Format(statsTimeFormat))
 		if err != nil || rc.Flush() != nil {
 			return
 		}

@@ -49,7 +49,7 @@ func TestCloseCutsStuckDetachedStream(t *testing.T) {
 	g, _, readers := slowClient(t, d, g, "stuck")
 	// Fill the socket buffers until the never-reading client's writer
 	// blocks and its queue overflows behind it.
-	for sent := 1; g.hub.Stats().Cut == 0; sent++ {
+	for sent := 1; g.topics.Stats("").Cut == 0; sent++ {
 		if sent > 100 {
 			t.Fatal("100 messages of 64 KB and the client that never reads was not cut off")
 		}

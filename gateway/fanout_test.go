@@ -329,7 +329,7 @@ func TestLastClientLeavingCompletesUpstream(t *testing.T) {
 	b := openSSE(t, roomURL(g, "leave"))
 	waitActive(t, d, 1)
 	a.close()
-	eventually(t, 5*time.Second, "first client detached", func() bool { return g.hub.Stats().Clients == 1 })
+	eventually(t, 5*time.Second, "first client detached", func() bool { return g.topics.Stats("").Clients == 1 })
 	if n := d.Stats().ActiveSubscriptions; n != 1 {
 		t.Fatalf("first client leaving: %d active upstream subscriptions, want 1", n)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
-	"github.com/fireboom/fireboom/live"
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
 )
@@ -28,8 +28,8 @@ type Gateway struct {
 	client *upstream.Client
 	// httpClient carries queries, mutations and introspection upstream.
 	httpClient *http.Client
-	hub        *upstream.Hub
-	pollers    *live.Hub                  // live queries (?wg_live=true), see live.go
+	hub        *upstream.Hub              // upstream subscriptions over WebSocket
+	topics     *topic.Hub                 // every shared stream: subscriptions, live queries
 	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
 	reg        registrySwap
 	router     chi.Router
@@ -76,6 +76,9 @@ type Options struct {
 	// TuneHub, if set, adjusts the upstream hub's settings before it is
 	// made (tests shorten the connection_ack timeout).
 	TuneHub func(*upstream.HubConfig)
+	// TuneTopics, if set, adjusts the topic layer's settings before it is
+	// built (tests shorten the resume hold).
+	TuneTopics func(*topic.Config)
 	// BodyTimeout bounds reading a request body (default 30 s; tests
 	// shorten it).
 	BodyTimeout time.Duration
@@ -124,7 +127,6 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		URL:                        cfg.Upstream.SubscriptionURL,
 		MaxOperationsPerConnection: cfg.Upstream.MaxOperationsPerConnection,
 		MaxConnections:             cfg.Upstream.MaxConnections,
-		ReplayBuffer:               cfg.Subscriptions.ReplayBuffer,
 		ReconnectTimeout:           cfg.Upstream.ReconnectTimeout.D(),
 		OnReconnect:                func() { signal(reconnected) },
 		Logger:                     log,
@@ -139,7 +141,11 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	g.liveCfg.Store(cfg)
-	g.pollers = g.newPollers()
+	tcfg := topic.Config{Logger: log}
+	if opt.TuneTopics != nil {
+		opt.TuneTopics(&tcfg)
+	}
+	g.topics = topic.NewHub(tcfg)
 	g.met = newMetrics(g)
 	if err := g.loadSchema(ctx); err != nil {
 		log.Warn("upstream unreachable at start: operations answer 502 until its schema can be read", "url", cfg.Upstream.URL, "err", err)
@@ -225,7 +231,7 @@ func (g *Gateway) Close() error {
 	g.cancel()
 	g.wg.Wait()
 	g.waitStreams()
-	g.pollers.Close()
+	g.topics.Close() // stops every source: completes upstream subscriptions
 	err := g.hub.Close()
 	g.auth.Close()
 	g.httpClient.CloseIdleConnections()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/upstream/demo"
 )
@@ -363,7 +364,7 @@ func TestHardeningUpstreamNeverAcks(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "upstream connections released", func() bool {
 		st := g.hub.Stats()
-		return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0 && f.closed.Load() == f.opened.Load()
+		return st.Connections == 0 && st.Subscriptions == 0 && g.topics.Stats("").Clients == 0 && f.closed.Load() == f.opened.Load()
 	})
 	if f.subs.Load() != 0 {
 		t.Errorf("%d subscribe frames sent before connection_ack", f.subs.Load())
@@ -385,7 +386,7 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 			g := newGatewayWith(t, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}", "subscriptionUrl": "${WS}"},
 				"subscriptions": {"queueEvents": 64, "writeTimeout": "1s", "slowConsumer": "`+policy+`"}}`,
 				map[string]string{"UPSTREAM": d.URL(), "WS": f.URL()},
-				Options{TuneHub: func(c *upstream.HubConfig) { c.ResumeHold = 200 * time.Millisecond }}, nil, nil)
+				Options{TuneTopics: func(c *topic.Config) { c.ResumeHold = 200 * time.Millisecond }}, nil, nil)
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -422,7 +423,7 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 			_, _ = io.WriteString(idle, "GET /operations/Countdown?from=3&wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
 
 			if policy == "disconnect" {
-				eventually(t, 20*time.Second, "a client cut off", func() bool { return g.hub.Stats().Cut >= 1 })
+				eventually(t, 20*time.Second, "a client cut off", func() bool { return g.topics.Stats("").Cut >= 1 })
 			} else {
 				eventually(t, 20*time.Second, "the idle client's stream ended by the write timeout", func() bool {
 					return strings.Contains(g.logs.String(), "reason=write-failed")

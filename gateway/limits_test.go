@@ -344,7 +344,7 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	// Fill the socket buffers until the gateway's writer blocks and the
 	// slow client's queue overflows. Every reader keeps up meanwhile.
 	sent := 0
-	for g.hub.Stats().Cut == 0 {
+	for g.topics.Stats("").Cut == 0 {
 		if strings.Contains(g.logs.String(), "reason=write-failed") {
 			t.Fatal("the write timed out before the queue overflowed (machine too slow for a 5s write timeout?)")
 		}
@@ -403,7 +403,7 @@ func TestSlowConsumerCutThenResume(t *testing.T) {
 	g := newGateway(t, d, configWith("", `, "subscriptions": {"queueEvents": 2}`))
 	g, slow, readers := slowClient(t, d, g, "cut")
 	sent := 0
-	for g.hub.Stats().Cut == 0 {
+	for g.topics.Stats("").Cut == 0 {
 		if sent == 100 {
 			t.Fatal("100 messages of 64 KB and the client that never reads was not cut off")
 		}

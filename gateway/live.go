@@ -10,25 +10,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fireboom/fireboom/event"
 	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/operation"
 	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 )
 
-// newPollers makes the hub of live query pollers; every poll is counted in
-// fireboom_live_polls_total.
-func (g *Gateway) newPollers() *live.Hub {
-	return live.NewHub(live.Config{
-		OnPoll: func(outcome string) { g.met.livePolls.WithLabelValues(outcome).Inc() },
-	})
-}
-
 // serveLive streams a query as a live query (?wg_live=true): the first
 // result at once, then each changed result, from a poller shared by every
-// client whose upstream request is identical. Auth, limits, modes,
-// heartbeats, expiry and ids are those of subscriptions.
+// client whose upstream request is identical (one topic). Auth, limits,
+// modes, heartbeats, expiry and ids are those of subscriptions.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.ep.Kind != operation.Query {
 		inputError("/wg_live", "wg_live=true is for queries; "+c.ep.Name+" is a "+string(c.ep.Kind), "for queries only").write(w)
@@ -39,27 +31,32 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	req := c.req
-	q := live.Query{
-		Key:      liveKey(req, c.ep.live),
+	p, err := live.NewPoller(live.Query{
 		Interval: c.ep.live,
 		Fetch: func(ctx context.Context) ([]byte, error) {
 			body, _, err := g.client.Do(ctx, req)
 			return body, err
 		},
-	}
-	g.openStream(w, r, c, func(ctx context.Context) (*event.Queue, func(string), error) {
-		opt := live.JoinOptions{Patch: c.patch, Queue: g.queueLimits()}
-		if c.mode != sse.Once && c.mode != sse.OnceSSE {
-			// Once wants a result, even when the client held the newest one.
-			opt.LastEventID = lastEventID(r)
-		}
-		cl, err := g.pollers.Join(ctx, q, opt)
-		if err != nil {
-			return nil, nil, err
-		}
-		return cl.Queue(), func(string) { cl.Close() }, nil
+		OnPoll: func(outcome string) { g.met.livePolls.WithLabelValues(outcome).Inc() },
 	})
+	if err != nil {
+		g.log.Error("live query could not be prepared", "operation", c.ep.Name, "err", err)
+		newError(http.StatusInternalServerError, codeInternal, "the live query could not be prepared").write(w)
+		return
+	}
+	opt := topic.JoinOptions{Patch: c.patch}
+	if c.mode != sse.Once && c.mode != sse.OnceSSE {
+		// Once wants a result, even when the client held the newest one.
+		opt.LastEventID = lastEventID(r)
+	}
+	spec := topic.Spec{Key: liveKey(req, c.ep.live), Kind: kindLive, Source: p,
+		Replay: liveReplay, State: true, Diff: live.Diff}
+	g.openStream(w, r, c, spec, opt)
 }
+
+// liveReplay is how many results a live query keeps for resume: its
+// results are states, so a few patches back are all a resume can use.
+const liveReplay = 16
 
 // liveKey is what makes two live queries one: the interval and exactly
 // what is sent upstream (headers with sorted names, operation, document,

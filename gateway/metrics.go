@@ -63,12 +63,12 @@ func newMetrics(g *Gateway) *metrics {
 	}
 	m.reg.MustRegister(
 		m.openStreams, m.streamEnds, m.eventsOut, m.authFailures, m.rejected, m.queryDuration, m.reloads,
-		m.livePolls, hubGauge("fireboom_live_pollers", "Running live query pollers (one per distinct upstream request).", func() float64 { return float64(g.pollers.Stats().Pollers) }),
+		m.livePolls, hubGauge("fireboom_live_pollers", "Running live query pollers (one per distinct upstream request).", func() float64 { return float64(g.topics.Stats(kindLive).Topics) }),
 		hubGauge("fireboom_upstream_connections", "Open upstream WebSocket connections.", func() float64 { return float64(g.hub.Stats().Connections) }),
 		hubGauge("fireboom_upstream_subscriptions", "Live upstream subscriptions (after deduplication).", func() float64 { return float64(g.hub.Stats().Subscriptions) }),
 		hubCounter("fireboom_upstream_events_total", "Events received from upstream subscriptions.", func() float64 { return float64(g.hub.Stats().EventsIn) }),
-		hubCounter("fireboom_slow_consumer_cutoffs_total", "Client streams cut off because their queue overflowed.", func() float64 { return float64(g.hub.Stats().Cut) }),
-		hubCounter("fireboom_slow_consumer_drops_total", "Events dropped from full client queues (drop-oldest policy).", func() float64 { return float64(g.hub.Stats().Dropped) }),
+		hubCounter("fireboom_slow_consumer_cutoffs_total", "Client streams cut off because their queue overflowed.", func() float64 { return float64(g.topics.Stats("").Cut) }),
+		hubCounter("fireboom_slow_consumer_drops_total", "Events dropped from full client queues (drop-oldest policy).", func() float64 { return float64(g.topics.Stats("").Dropped) }),
 		hubCounter("fireboom_upstream_reconnects_total", "Upstream WebSocket connections re-established after they dropped.", func() float64 { return float64(g.hub.Stats().Reconnects) }),
 		operationsGauge(g, "served"), operationsGauge(g, "failed"),
 		collectors.NewGoCollector(),

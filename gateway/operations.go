@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,9 +10,9 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/auth"
-	"github.com/fireboom/fireboom/event"
 	"github.com/fireboom/fireboom/operation"
 	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 )
 
@@ -180,31 +179,27 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, st
 	_, _ = w.Write(body)
 }
 
-// serveSubscription joins (or opens) the upstream subscription and streams
-// it to the client in the requested mode.
+// serveSubscription joins (or opens) the topic of the upstream
+// subscription and streams it to the client in the requested mode.
 func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *call) {
-	g.openStream(w, r, c, func(ctx context.Context) (*event.Queue, func(string), error) {
-		sub, err := g.hub.Subscribe(ctx, c.req, upstream.SubscribeOptions{
-			Dedup:       c.ep.dedup,
-			ReplayLast:  c.ep.replayLast,
-			LastEventID: lastEventID(r),
-			Queue:       g.queueLimits(),
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return sub.Queue(), func(reason string) {
-			switch reason {
-			case sse.ReasonLifetime, sse.ReasonSlowConsumer:
-				// The gateway ended the stream and the client is expected
-				// back at once: keep the upstream subscription for its resume.
-				sub.Suspend()
-			default:
-				sub.Close()
-			}
-		}, nil
-	})
+	src, err := g.hub.Subscription(c.req)
+	if err != nil {
+		g.log.Warn("subscription could not be prepared", "operation", c.ep.Name, "err", err)
+		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
+		return
+	}
+	spec := topic.Spec{Kind: kindSubscription, Source: src, Replay: g.settings().Subscriptions.ReplayBuffer}
+	if c.ep.dedup {
+		spec.Key = src.Key()
+	}
+	g.openStream(w, r, c, spec, topic.JoinOptions{ReplayLast: c.ep.replayLast, LastEventID: lastEventID(r)})
 }
+
+// Topic kinds, as labelled in topic stats.
+const (
+	kindSubscription = "subscription"
+	kindLive         = "live"
+)
 
 func lastEventID(r *http.Request) string {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/formatter"
 
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 )
 
@@ -97,3 +98,6 @@ func schemaSDL(s *ast.Schema) string {
 // HubStats reports the upstream hub's counters (connections,
 // subscriptions, reconnects, ...), for tools such as bench/soak.
 func (g *Gateway) HubStats() upstream.HubStats { return g.hub.Stats() }
+
+// TopicStats is a snapshot of the topic layer's counters, every kind.
+func (g *Gateway) TopicStats() topic.Stats { return g.topics.Stats("") }

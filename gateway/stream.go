@@ -11,8 +11,8 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/event"
-	"github.com/fireboom/fireboom/live"
 	"github.com/fireboom/fireboom/sse"
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 )
 
@@ -63,15 +63,14 @@ func (g *Gateway) admitStream(r *http.Request, id *auth.Identity) (release func(
 	}, nil
 }
 
-// joinFunc joins the events a stream relays: an upstream subscription or
-// a live query's poller. done is called once with why the stream ended.
-type joinFunc func(ctx context.Context) (q *event.Queue, done func(reason string), err error)
-
 // openStream does what every stream does before its first byte: reserve a
-// slot (admitStream), join within 15 s, and answer a join that failed with
-// a status (503 shutting down or at the upstream connection limit, 502
-// otherwise). Then it streams (streamTo) in c.mode.
-func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, join joinFunc) {
+// slot (admitStream), join the topic within 15 s, and answer a join that
+// failed with a status (503 shutting down or at the upstream connection
+// limit, 502 otherwise). Then it streams (streamTo) in c.mode. A client
+// whose stream the gateway ended and which is expected back at once (the
+// lifetime cap, a slow-consumer cut-off) is suspended, not closed: the
+// topic waits for its resume.
+func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, spec topic.Spec, opt topic.JoinOptions) {
 	release, aerr := g.admitStream(r, c.id)
 	if aerr != nil {
 		aerr.write(w)
@@ -83,8 +82,9 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 			release()
 		}
 	}()
+	opt.Queue = g.queueLimits()
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	q, done, err := join(ctx)
+	cl, err := g.topics.Join(ctx, spec, opt)
 	cancel()
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -95,7 +95,7 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 		case errors.Is(err, upstream.ErrTooManyConnections):
 			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
 				with("Retry-After", "5").write(w)
-		case errors.Is(err, upstream.ErrClosed), errors.Is(err, live.ErrClosed):
+		case errors.Is(err, upstream.ErrClosed), errors.Is(err, topic.ErrClosed):
 			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
 		default:
 			newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
@@ -103,8 +103,13 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, jo
 		return
 	}
 	handedOff = true
-	g.streamTo(w, r, c, q, func(reason string) {
-		done(reason)
+	g.streamTo(w, r, c, cl.Queue(), func(reason string) {
+		switch reason {
+		case sse.ReasonLifetime, sse.ReasonSlowConsumer:
+			cl.Suspend()
+		default:
+			cl.Close()
+		}
 		release()
 	})
 }

@@ -33,7 +33,7 @@ var errKeepAlive = errors.New("upstream: no frame within the keepalive timeout")
 // carrying up to MaxOperationsPerConnection subscriptions. It lives across
 // WebSocket sessions: when a session drops without the gateway asking, the
 // conn reconnects (see reconnect.go) and re-sends its subscriptions on the
-// new session, so the shared subscriptions and their client queues stay.
+// new session, so the subscriptions (and the topics they feed) go on.
 //
 // Its run goroutine (owned by the hub's WaitGroup) dials, waits for
 // connection_ack, reads every frame, reconnects, and on the way out fails
@@ -58,7 +58,7 @@ type conn struct {
 	sessNo uint64        // sessions opened so far
 
 	// guarded by h.mu
-	ops     map[string]*shared
+	ops     map[string]*op
 	nextID  uint64
 	closing bool // no new operations; closes when idle
 }
@@ -88,7 +88,7 @@ type session struct {
 
 // heldComplete is a complete frame not yet passed on to clients.
 type heldComplete struct {
-	s  *shared
+	o  *op
 	at time.Time // when it is passed on
 }
 
@@ -98,7 +98,7 @@ func newConn(h *Hub, no uint64, key string, hdr http.Header, init json.RawMessag
 		h: h, no: no, key: key, header: hdr, init: init,
 		ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), up: make(chan struct{}),
-		kick: make(chan struct{}, 1), ops: map[string]*shared{},
+		kick: make(chan struct{}, 1), ops: map[string]*op{},
 	}
 }
 
@@ -165,7 +165,7 @@ func (c *conn) run() {
 		if !c.shouldReconnect(err) {
 			// The upstream completed these just before the end: pass it on.
 			for _, hc := range held {
-				hc.s.end(event.DoneEvent, nil, false)
+				hc.o.end(event.DoneEvent, nil, false)
 			}
 			c.finish(err)
 			return
@@ -295,17 +295,16 @@ func (sess *session) readLoop() error {
 		}
 		switch m.kind {
 		case msgNext:
-			if s := c.op(m.id); s != nil {
-				c.h.st.in.Add(1)
-				s.deliver(m.payload)
+			if o := c.op(m.id); o != nil {
+				o.deliver(m.payload)
 			}
 		case msgError:
-			if s := c.op(m.id); s != nil {
-				s.end(&event.Event{Kind: event.Error, Data: sess.ex.errorData(m.payload)}, nil, false)
+			if o := c.op(m.id); o != nil {
+				o.end(&event.Event{Kind: event.Error, Data: sess.ex.errorData(m.payload)}, nil, false)
 			}
 		case msgComplete:
-			if s := c.op(m.id); s != nil {
-				sess.holdComplete(s)
+			if o := c.op(m.id); o != nil {
+				sess.holdComplete(o)
 			}
 		case msgPing:
 			sess.write(sess.ex.pongFrame())
@@ -325,36 +324,36 @@ var frameTooLarge = event.NewError("UpstreamFrameTooLarge", "the upstream sent a
 // tooLarge ends the one subscription an oversized frame belonged to (and
 // completes it upstream); the others on the connection go on.
 func (c *conn) tooLarge(sess *session, over *oversized) {
-	s := c.op(over.id)
+	o := c.op(over.id)
 	c.h.log.Warn("upstream frame over the read limit", "conn", c.no, "bytes", over.size,
-		"limit", c.h.cfg.MaxFrameBytes, "type", over.typ, "known", s != nil)
-	if s == nil {
+		"limit", c.h.cfg.MaxFrameBytes, "type", over.typ, "known", o != nil)
+	if o == nil {
 		return
 	}
-	if on := s.end(frameTooLarge, nil, true); on == sess.no {
-		sess.write(sess.ex.stopFrame(s.id))
+	if on := o.end(frameTooLarge, nil, true); on == sess.no {
+		sess.write(sess.ex.stopFrame(o.id))
 	}
 }
 
-func (c *conn) op(id string) *shared {
+func (c *conn) op(id string) *op {
 	c.h.mu.RLock()
-	s := c.ops[id]
+	o := c.ops[id]
 	c.h.mu.RUnlock()
-	return s
+	return o
 }
 
 // holdComplete passes the upstream's complete on after CompleteGrace,
 // unless the session is lost first: a server shutting down (gqlgen, for
 // one) completes every subscription just before it closes, and those
 // subscriptions are to be resumed on the next session, not ended.
-func (sess *session) holdComplete(s *shared) {
+func (sess *session) holdComplete(o *op) {
 	grace := sess.c.h.cfg.CompleteGrace
 	if grace <= 0 {
-		s.end(event.DoneEvent, nil, false)
+		o.end(event.DoneEvent, nil, false)
 		return
 	}
 	sess.hmu.Lock()
-	sess.held = append(sess.held, heldComplete{s: s, at: time.Now().Add(grace)})
+	sess.held = append(sess.held, heldComplete{o: o, at: time.Now().Add(grace)})
 	sess.hmu.Unlock()
 	select {
 	case sess.hkick <- struct{}{}:
@@ -366,13 +365,13 @@ func (sess *session) holdComplete(s *shared) {
 // the next one is (zero when none is left).
 func (sess *session) releaseHeld(now time.Time) time.Time {
 	sess.hmu.Lock()
-	var due []*shared
+	var due []*op
 	keep := sess.held[:0]
 	for _, hc := range sess.held {
 		if now.Before(hc.at) {
 			keep = append(keep, hc)
 		} else {
-			due = append(due, hc.s)
+			due = append(due, hc.o)
 		}
 	}
 	clear(sess.held[len(keep):])
@@ -382,8 +381,8 @@ func (sess *session) releaseHeld(now time.Time) time.Time {
 		next = keep[0].at
 	}
 	sess.hmu.Unlock()
-	for _, s := range due {
-		s.end(event.DoneEvent, nil, false)
+	for _, o := range due {
+		o.end(event.DoneEvent, nil, false)
 	}
 	return next
 }
@@ -510,9 +509,9 @@ func (c *conn) finish(err error) {
 		h.unlistConnLocked(c)
 	}
 	delete(h.all, c)
-	ops := make([]*shared, 0, len(c.ops))
-	for _, s := range c.ops {
-		ops = append(ops, s)
+	ops := make([]*op, 0, len(c.ops))
+	for _, o := range c.ops {
+		ops = append(ops, o)
 	}
 	h.mu.Unlock()
 	h.st.conns.Add(-1)
@@ -537,8 +536,8 @@ func (c *conn) finish(err error) {
 	if len(ops) > 0 {
 		h.log.Warn("upstream connection lost", "conn", c.no, "subscriptions", len(ops), "err", err)
 	}
-	for _, s := range ops {
-		s.end(final, cause, false)
+	for _, o := range ops {
+		o.end(final, cause, false)
 	}
 	close(c.done)
 }

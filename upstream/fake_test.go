@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -212,7 +213,7 @@ type reader struct {
 	buf []*event.Event
 }
 
-func newReader(t testing.TB, sub *Subscription) *reader { return &reader{t: t, q: sub.Queue()} }
+func newReader(t testing.TB, sub *topic.Client) *reader { return &reader{t: t, q: sub.Queue()} }
 
 func (r *reader) next() *event.Event {
 	r.t.Helper()

@@ -3,8 +3,6 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,12 +33,10 @@ const (
 	DefaultKeepAlive                  = 15 * time.Second
 	DefaultIdleTimeout                = 2 * time.Second
 	DefaultMaxOperationsPerConnection = 100
-	DefaultReplayBuffer               = 256
 	DefaultMaxFrameBytes              = 8 << 20
 	DefaultWriteTimeout               = 10 * time.Second
 	DefaultReconnectTimeout           = 30 * time.Second
 	DefaultCompleteGrace              = 100 * time.Millisecond
-	DefaultResumeHold                 = 5 * time.Second
 )
 
 // HubConfig configures a Hub. A zero field takes its default.
@@ -64,27 +59,17 @@ type HubConfig struct {
 	// At the cap, a connection that carries no subscription is closed to
 	// make room (a closing connection no longer counts).
 	MaxConnections int
-	// ReplayBuffer is how many recent events each shared subscription keeps
-	// for Last-Event-ID resume (default 256).
-	ReplayBuffer int
 	// MaxFrameBytes is the read limit on one upstream frame (default 8 MiB);
 	// a larger frame kills the connection.
 	MaxFrameBytes int64
 	// WriteTimeout bounds each frame written upstream (default 10s).
 	WriteTimeout time.Duration
-	// ResumeHold is how long a shared subscription outlives its last
-	// client when that client was cut off as a slow consumer or suspended
-	// (Subscription.Suspend: the gateway ended its stream at the lifetime
-	// cap), so that its reconnect resumes from the replay ring (default
-	// 5s; negative: complete at once).
-	ResumeHold time.Duration
 	// ReconnectTimeout is how long a connection that dropped without the
 	// gateway asking is re-dialled (exponential backoff from 100ms to 5s,
 	// with jitter) before its subscriptions end with UpstreamUnavailable
 	// (default 30s; negative: never reconnect, end them at once). Its
-	// subscriptions are re-sent on the new connection with the same shared
-	// subscriptions and client queues; each client is told once with an
-	// event.Gap of reason "reconnected", and event ids go on.
+	// subscriptions are re-sent on the new connection, and each one's sink
+	// is told once with a gap of reason "reconnected".
 	ReconnectTimeout time.Duration
 	// CompleteGrace holds an upstream complete this long before the
 	// clients see it (default 100ms; negative: none). A server shutting
@@ -108,40 +93,19 @@ type HubConfig struct {
 type HubStats struct {
 	Connections   int64 // open (or opening) upstream connections
 	Subscriptions int64 // live upstream subscriptions
-	Clients       int64 // client queues attached
 	EventsIn      int64 // upstream next/data events received
-	EventsOut     int64 // events pushed into client queues
-	Cut           int64 // clients cut off as slow consumers (or found closed)
-	Dropped       int64 // pushes that dropped older events (DropOldest)
 	Reconnects    int64 // lost connections re-established (see ReconnectTimeout)
 }
 
 type counters struct {
-	conns, subs, clients, in, out, cut, dropped, reconnects atomic.Int64
-}
-
-// SubscribeOptions tune one client's subscription.
-type SubscribeOptions struct {
-	// Dedup joins an identical live upstream subscription instead of
-	// starting another.
-	Dedup bool
-	// ReplayLast gives a client joining a live subscription its most
-	// recent event first.
-	ReplayLast bool
-	// LastEventID resumes after that event from the replay ring, or starts
-	// with one event.Gap when it can't.
-	LastEventID string
-	// Queue bounds the client's queue.
-	Queue event.Limits
+	conns, subs, in, reconnects atomic.Int64
 }
 
 // Hub multiplexes GraphQL subscriptions over pooled upstream WebSocket
-// connections and fans their events out to client queues.
+// connections. Each Subscription is a source of the topic layer.
 type Hub struct {
 	cfg    HubConfig
 	log    *slog.Logger
-	salt   string // random per hub: incarnations differ across restarts
-	incs   atomic.Uint64
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connection goroutines
@@ -151,11 +115,7 @@ type Hub struct {
 	closed bool
 	conns  map[string][]*conn // by connection identity; accepting new ops
 	all    map[*conn]struct{} // every connection not yet finished
-	shared map[string]*shared // dedup index by subscription identity
-	// completed keeps normally completed shared subscriptions for
-	// ResumeHold, by subscription identity (see keepCompletedLocked).
-	completed map[string]completedSub
-	connNo    uint64
+	connNo uint64
 }
 
 // NewHub validates cfg and makes a Hub. No connection opens until the first
@@ -180,9 +140,6 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.MaxConnections < 0 {
 		return nil, fmt.Errorf("upstream: MaxConnections must not be negative")
 	}
-	if cfg.ReplayBuffer <= 0 {
-		cfg.ReplayBuffer = DefaultReplayBuffer
-	}
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = DefaultMaxFrameBytes
 	}
@@ -195,109 +152,23 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.CompleteGrace == 0 {
 		cfg.CompleteGrace = DefaultCompleteGrace
 	}
-	if cfg.ResumeHold == 0 {
-		cfg.ResumeHold = DefaultResumeHold
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var rb [8]byte
-	_, _ = rand.Read(rb[:])
-	// 36^5 <= salt < 36^6: always six base36 digits.
-	salt := 60466176 + binary.LittleEndian.Uint64(rb[:])%(2176782336-60466176)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
-		cfg: cfg, log: log, salt: strconv.FormatUint(salt, 36),
-		ctx: ctx, cancel: cancel,
-		conns: map[string][]*conn{}, all: map[*conn]struct{}{}, shared: map[string]*shared{},
-		completed: map[string]completedSub{},
+		cfg: cfg, log: log, ctx: ctx, cancel: cancel,
+		conns: map[string][]*conn{}, all: map[*conn]struct{}{},
 	}, nil
 }
 
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{
-		Connections: h.st.conns.Load(), Subscriptions: h.st.subs.Load(), Clients: h.st.clients.Load(),
-		EventsIn: h.st.in.Load(), EventsOut: h.st.out.Load(), Cut: h.st.cut.Load(), Dropped: h.st.dropped.Load(),
-		Reconnects: h.st.reconnects.Load(),
+		Connections: h.st.conns.Load(), Subscriptions: h.st.subs.Load(),
+		EventsIn: h.st.in.Load(), Reconnects: h.st.reconnects.Load(),
 	}
-}
-
-// Subscribe attaches a client to the upstream subscription req. It returns
-// once the connection is acknowledged and the subscribe frame written (or a
-// live identical subscription joined), so the caller can still answer an
-// error status; the error wraps ErrUnavailable when the upstream can't be
-// reached or rejected connection_init, and ctx cancels the wait. When the
-// connection it would use is being re-established after a drop, it waits
-// for that (bounded by ctx), so that a client arriving during a short
-// upstream restart gets its stream instead of an error.
-func (h *Hub) Subscribe(ctx context.Context, req Request, opt SubscribeOptions) (*Subscription, error) {
-	body, err := req.body()
-	if err != nil {
-		return nil, err
-	}
-	init, err := compactInit(req.InitPayload)
-	if err != nil {
-		return nil, err
-	}
-	hdr := canonicalHeader(req.Header)
-	ckey := connIdentity(h.cfg.URL, hdr, init)
-	skey := ckey + "\x00" + string(body)
-
-	sub := &Subscription{h: h, q: event.NewQueue(opt.Queue), idx: -1}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if opt.Dedup && opt.LastEventID != "" {
-		// The client follows a subscription that completed while it was
-		// away: it gets what it missed and done, not a new start.
-		if done := h.completed[skey].s; done != nil && done.follows(opt.LastEventID) {
-			done.mu.Lock()
-			done.replayLocked(sub.q, opt.LastEventID)
-			done.mu.Unlock()
-			sub.q.Close(event.DoneEvent)
-			sub.s = done
-			h.mu.Unlock()
-			return sub, nil
-		}
-	}
-	var s *shared
-	if opt.Dedup {
-		if cand := h.shared[skey]; cand != nil {
-			cand.mu.Lock()
-			if !cand.ended {
-				cand.addLocked(sub, &opt)
-				s = cand
-			}
-			cand.mu.Unlock()
-		}
-	}
-	if s == nil {
-		c, err := h.connForLocked(ckey, hdr, init)
-		if err != nil {
-			h.mu.Unlock()
-			return nil, err
-		}
-		key := ""
-		if opt.Dedup {
-			key = skey
-		}
-		s = h.newSharedLocked(c, body, key)
-		s.mu.Lock()
-		s.addLocked(sub, &opt)
-		s.mu.Unlock()
-	}
-	sub.s = s
-	h.mu.Unlock()
-
-	if err := s.wait(ctx); err != nil {
-		sub.Close()
-		return nil, err
-	}
-	return sub, nil
 }
 
 // connForLocked finds a connection with room for one more operation or
@@ -319,37 +190,6 @@ func (h *Hub) connForLocked(key string, hdr http.Header, init json.RawMessage) (
 	h.wg.Add(1)
 	go c.run()
 	return c, nil
-}
-
-// completedSub is a completed shared subscription kept for resumes.
-type completedSub struct {
-	s      *shared
-	expiry *time.Timer
-}
-
-// keepCompletedLocked keeps s, which the upstream completed normally,
-// for ResumeHold: a client that was away when it completed (its stream
-// capped, or cut off) and comes back with a Last-Event-ID of it gets the
-// events it missed and done, instead of a gap and a new subscription.
-// h.mu is held.
-func (h *Hub) keepCompletedLocked(s *shared) {
-	if h.cfg.ResumeHold <= 0 || h.closed {
-		return
-	}
-	if old := h.completed[s.key]; old.expiry != nil {
-		old.expiry.Stop()
-	}
-	h.completed[s.key] = completedSub{s: s, expiry: time.AfterFunc(h.cfg.ResumeHold, func() {
-		if !h.background() {
-			return
-		}
-		defer h.wg.Done()
-		h.mu.Lock()
-		if h.completed[s.key].s == s {
-			delete(h.completed, s.key)
-		}
-		h.mu.Unlock()
-	})}
 }
 
 // background counts a timer callback in h.wg, unless the hub is closing;
@@ -409,38 +249,19 @@ func (h *Hub) unlistConnLocked(c *conn) {
 	}
 }
 
-func (h *Hub) newSharedLocked(c *conn, body []byte, key string) *shared {
-	c.nextID++
-	s := &shared{
-		h: h, c: c, id: strconv.FormatUint(c.nextID, 36), key: key, body: body,
-		inc:  h.salt + strconv.FormatUint(h.incs.Add(1), 36),
-		ring: make([]*event.Event, h.cfg.ReplayBuffer),
-	}
-	c.ops[s.id] = s
-	c.kickIdle()
-	if key != "" {
-		h.shared[key] = s
-	}
-	h.st.subs.Add(1)
-	return s
-}
-
-// dropLocked removes s from its connection and the dedup index (once).
-// h.mu is held.
-func (h *Hub) dropLocked(s *shared) {
-	if s.c.ops[s.id] != s {
+// dropLocked removes o from its connection (once). h.mu is held.
+func (h *Hub) dropLocked(o *op) {
+	if o.c.ops[o.id] != o {
 		return
 	}
-	delete(s.c.ops, s.id)
-	s.c.kickIdle()
-	if s.key != "" && h.shared[s.key] == s {
-		delete(h.shared, s.key)
-	}
+	delete(o.c.ops, o.id)
+	o.c.kickIdle()
 	h.st.subs.Add(-1)
 }
 
-// Close ends every client stream with Done, completes the upstream
-// subscriptions, closes the connections and waits for their goroutines.
+// Close ends every subscription's sink with Done, completes the
+// subscriptions upstream, closes the connections and waits for their
+// goroutines. (The gateway stops the topics first, which completes them.)
 // It is safe to call more than once.
 func (h *Hub) Close() error {
 	h.mu.Lock()
@@ -450,20 +271,16 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
-	for key, done := range h.completed {
-		done.expiry.Stop()
-		delete(h.completed, key)
-	}
-	var all []*shared
+	var all []*op
 	for c := range h.all {
-		for _, s := range c.ops {
-			all = append(all, s)
+		for _, o := range c.ops {
+			all = append(all, o)
 		}
 	}
 	h.mu.Unlock()
-	for _, s := range all {
-		if on := s.end(event.DoneEvent, nil, true); on != 0 {
-			s.c.sendStop(s.id, on)
+	for _, o := range all {
+		if on := o.end(event.DoneEvent, nil, true); on != 0 {
+			o.c.sendStop(o.id, on)
 		}
 	}
 	h.cancel()

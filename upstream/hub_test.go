@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 )
 
 func newTestHub(t testing.TB, cfg HubConfig) *Hub {
@@ -24,7 +25,7 @@ func newTestHub(t testing.TB, cfg HubConfig) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
+	t.Cleanup(func() { closeTopics(h); _ = h.Close() })
 	return h
 }
 
@@ -34,7 +35,7 @@ var countdown = Request{
 	Variables:     json.RawMessage(`{ "from": 3 }`),
 }
 
-func subscribe(t testing.TB, h *Hub, req Request, opt SubscribeOptions) *Subscription {
+func subscribe(t testing.TB, h *Hub, req Request, opt SubscribeOptions) *topic.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -119,7 +120,7 @@ func TestEndToEndBothProtocols(t *testing.T) {
 			if fs.count("stop")+fs.count("complete") != 0 {
 				t.Error("stop/complete sent for a subscription the upstream completed")
 			}
-			if st := h.Stats(); st.Subscriptions != 0 || st.Clients != 0 || st.EventsIn != 2 || st.EventsOut != 2 {
+			if st := h.Stats(); st.Subscriptions != 0 || topicStats(h).Clients != 0 || st.EventsIn != 2 || topicStats(h).EventsOut != 2 {
 				t.Errorf("stats %+v", st)
 			}
 		})
@@ -174,7 +175,7 @@ func TestClientCloseCompletesUpstreamThenIdleClose(t *testing.T) {
 			// finished the connection.
 			waitFor(t, "hub stats back to zero", func() bool {
 				st := h.Stats()
-				return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0
+				return st.Connections == 0 && st.Subscriptions == 0 && topicStats(h).Clients == 0
 			})
 			if e := newReader(t, sub).next(); e.Kind != event.Done {
 				t.Errorf("closed subscription queue ends with %v", e.Kind)
@@ -212,7 +213,7 @@ func TestAckTimeout(t *testing.T) {
 	if fs.count("subscribe") != 0 {
 		t.Error("subscribe sent before connection_ack")
 	}
-	waitFor(t, "connection gone", func() bool { return h.Stats().Connections == 0 && h.Stats().Clients == 0 })
+	waitFor(t, "connection gone", func() bool { return h.Stats().Connections == 0 && topicStats(h).Clients == 0 })
 }
 
 func TestConnectionErrorBeforeAck(t *testing.T) {
@@ -246,7 +247,7 @@ func TestSubscribeContextCancel(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
-	if st := h.Stats(); st.Clients != 0 || st.Subscriptions != 0 {
+	if st := h.Stats(); topicStats(h).Clients != 0 || st.Subscriptions != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -266,7 +267,7 @@ func TestConnectionLost(t *testing.T) {
 	expectCode(t, r2, "UpstreamUnavailable")
 	waitFor(t, "cleanup", func() bool {
 		st := h.Stats()
-		return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0
+		return st.Connections == 0 && st.Subscriptions == 0 && topicStats(h).Clients == 0
 	})
 	// The next subscribe dials again.
 	subscribe(t, h, countdown, SubscribeOptions{})

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-
-	"github.com/fireboom/fireboom/event"
 )
 
 // Reconnect backoff: attempt n waits a random time between half and all of
@@ -16,12 +14,6 @@ const (
 	reconnectMin = 100 * time.Millisecond
 	reconnectMax = 5 * time.Second
 )
-
-// reconnectGap is what every client of a resubscribed subscription is told,
-// once, before the events of the new session: events published while the
-// gateway was not connected may be lost. It is an event.Gap (SSE
-// "event: gap"), not an error, so EventSource clients keep their stream.
-var reconnectGap = event.NewGap(event.GapData{Reason: "reconnected"})
 
 // errReconnectTimeout is the end of a conn whose upstream stayed away
 // longer than ReconnectTimeout.
@@ -138,20 +130,19 @@ func (c *conn) opCount() int {
 }
 
 // resubscribe re-sends every started subscription of the conn on sess, a
-// new session, before its reader runs: each one's clients get
-// reconnectGap first, then the new session's events, with ids that go on
-// from the old ones. A failed write kills sess (the conn reconnects again).
+// new session, before its reader runs: each one's sink is told of the gap
+// (ReasonReconnected) before the new session's events. A failed write kills sess (the conn reconnects again).
 func (c *conn) resubscribe(sess *session) {
 	h := c.h
 	h.mu.RLock()
-	ops := make([]*shared, 0, len(c.ops))
-	for _, s := range c.ops {
-		ops = append(ops, s)
+	ops := make([]*op, 0, len(c.ops))
+	for _, o := range c.ops {
+		ops = append(ops, o)
 	}
 	h.mu.RUnlock()
 	n := 0
-	for _, s := range ops {
-		ok, err := s.resubscribe(sess)
+	for _, o := range ops {
+		ok, err := o.resubscribe(sess)
 		if err != nil {
 			sess.kill(err)
 			return

@@ -3,12 +3,14 @@ package upstream
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream/demo"
 )
 
@@ -90,7 +92,7 @@ func TestReconnectDemoRestart(t *testing.T) {
 
 			d = restartDemo(t, d, opts, func() {
 				a.none() // the upstream's shutdown completes are not passed on
-				if st := h.Stats(); st.Subscriptions != 2 || st.Clients != 3 || st.Connections != 1 {
+				if st := h.Stats(); st.Subscriptions != 2 || topicStats(h).Clients != 3 || st.Connections != 1 {
 					t.Errorf("stats while away %+v", st)
 				}
 			})
@@ -102,9 +104,7 @@ func TestReconnectDemoRestart(t *testing.T) {
 			post(t, d, "r", "after")
 			e2 := expectNext(t, a, `{"data":{"messageCreated":{"content":"after"}}}`)
 			expectNext(t, b, `{"data":{"messageCreated":{"content":"after"}}}`)
-			inc1, seq1, _ := parseEventID(e1.ID)
-			inc2, seq2, _ := parseEventID(e2.ID)
-			if inc1 != inc2 || seq2 != seq1+1 {
+			if incOf(e1.ID) != incOf(e2.ID) || e2.ID != incOf(e1.ID)+"-"+strconv.FormatUint(seqOf(e1.ID)+1, 36) {
 				t.Errorf("ids %s then %s: want the same incarnation, next seq", e1.ID, e2.ID)
 			}
 			post(t, d, "o", "other")
@@ -142,7 +142,7 @@ func TestReconnectTimeout(t *testing.T) {
 	r.none()
 	waitFor(t, "released", func() bool {
 		st := h.Stats()
-		return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0 && st.Reconnects == 0
+		return st.Connections == 0 && st.Subscriptions == 0 && topicStats(h).Clients == 0 && st.Reconnects == 0
 	})
 }
 
@@ -171,7 +171,7 @@ func TestSubscribeWaitsForReconnect(t *testing.T) {
 	a := newReader(t, subscribe(t, h, req, SubscribeOptions{Dedup: true}))
 	waitActive(t, d, 1)
 	type result struct {
-		sub *Subscription
+		sub *topic.Client
 		err error
 	}
 	got := make(chan result, 2)
@@ -214,7 +214,7 @@ func TestReconnectAbandonedWhenClientsLeave(t *testing.T) {
 	sub.Close()
 	waitFor(t, "connection given up", func() bool {
 		st := h.Stats()
-		return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0
+		return st.Connections == 0 && st.Subscriptions == 0 && topicStats(h).Clients == 0
 	})
 }
 

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 )
 
 func TestDedup(t *testing.T) {
@@ -31,8 +33,8 @@ func TestDedup(t *testing.T) {
 		t.Fatalf("%d subscribe frames", n)
 	}
 	waitFor(t, "stats", func() bool {
-		st := h.Stats()
-		return st.Subscriptions == 1 && st.Clients == 2 && st.EventsIn == 1 && st.EventsOut == 2
+		st, ts := h.Stats(), topicStats(h)
+		return st.Subscriptions == 1 && ts.Clients == 2 && st.EventsIn == 1 && ts.EventsOut == 2
 	})
 	a.Close()
 	f.fc.next(f.ID, `{"data":2}`)
@@ -115,38 +117,38 @@ func TestMaxConnections(t *testing.T) {
 }
 
 // feed starts one shared subscription held open by a keeper client and
-// returns a function sending the next numbered event.
-func feed(t *testing.T, h *Hub, fs *fakeServer) (*reader, func(n int)) {
+// returns a function sending the next numbered event, which returns the
+// event's id.
+func feed(t *testing.T, h *Hub, fs *fakeServer) (*reader, func(n int) string) {
 	keeper := newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true}))
 	f := fs.frame("subscribe", 1)
-	return keeper, func(n int) {
+	return keeper, func(n int) string {
 		f.fc.next(f.ID, fmt.Sprintf(`{"data":%d}`, n))
-		expectNext(t, keeper, fmt.Sprintf(`{"data":%d}`, n))
+		return expectNext(t, keeper, fmt.Sprintf(`{"data":%d}`, n)).ID
 	}
+}
+
+// incOf and seqOf are the parts of a topic event id ("<inc>-<seq base36>").
+func incOf(id string) string { return id[:strings.LastIndexByte(id, '-')] }
+
+func seqOf(id string) uint64 {
+	n, _ := strconv.ParseUint(id[strings.LastIndexByte(id, '-')+1:], 36, 64)
+	return n
 }
 
 func TestResumeFromRing(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
 	h := newTestHub(t, HubConfig{URL: fs.URL()})
-	keeper, send := feed(t, h, fs)
-	_ = keeper
-	send(1)
+	_, send := feed(t, h, fs)
+	id1 := send(1) // the client saw event 1
 	send(2)
 	send(3)
-	// The client saw event 1 (id from the keeper's view is the same event).
-	h.mu.RLock()
-	var s *shared
-	for _, x := range h.shared {
-		s = x
-	}
-	h.mu.RUnlock()
-	id1 := s.eventID(1)
 	r := newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true, LastEventID: id1}))
 	expectNext(t, r, `{"data":2}`)
 	expectNext(t, r, `{"data":3}`)
 	send(4)
 	e := expectNext(t, r, `{"data":4}`)
-	if e.ID != s.eventID(4) {
+	if e.ID != incOf(id1)+"-4" {
 		t.Errorf("id %q", e.ID)
 	}
 	r.none()
@@ -159,17 +161,13 @@ func TestResumeFromRing(t *testing.T) {
 
 func TestResumeGap(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
-	h := newTestHub(t, HubConfig{URL: fs.URL(), ReplayBuffer: 2})
+	h := newTestHub(t, HubConfig{URL: fs.URL()})
+	setTopics(h, topic.Config{}, 2)
 	_, send := feed(t, h, fs)
-	var first string
-	for i := 1; i <= 5; i++ {
+	first := send(1)
+	for i := 2; i <= 5; i++ {
 		send(i)
 	}
-	h.mu.RLock()
-	for _, s := range h.shared {
-		first = s.eventID(1)
-	}
-	h.mu.RUnlock()
 	for _, tc := range []struct{ id, want string }{
 		{first, `"reason":"expired"`},
 		{"zzzzzzz9-3", `"reason":"restarted"`},
@@ -194,15 +192,14 @@ func TestResumeNewSubscriptionIsRestarted(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
 	h := newTestHub(t, HubConfig{URL: fs.URL()})
 	r := newReader(t, subscribe(t, h, countdown, SubscribeOptions{Dedup: true, LastEventID: "abc-1"}))
-	h.mu.RLock()
-	var zero string // the new incarnation, before its first event
-	for _, s := range h.shared {
-		zero = s.eventID(0)
+	// The gap's id is where the client stands now, the new run before its
+	// first event: a reconnect with it resumes from the first event.
+	g := r.next()
+	zero := g.ID
+	if !strings.HasSuffix(zero, "-0") || incOf(zero) == "abc" {
+		t.Fatalf("gap id %q", zero)
 	}
-	h.mu.RUnlock()
-	// The gap's id is where the client stands now: a reconnect with it
-	// resumes from the new subscription's first event.
-	if g := r.next(); g.Kind != event.Gap || g.ID != zero || string(g.Data) != `{"missed":0,"lastEventId":"`+zero+`","reason":"restarted"}` {
+	if g.Kind != event.Gap || string(g.Data) != `{"missed":0,"lastEventId":"`+zero+`","reason":"restarted"}` {
 		t.Fatalf("got %v %q %s", g.Kind, g.ID, g.Data)
 	}
 }
@@ -231,7 +228,7 @@ func TestSlowConsumerCut(t *testing.T) {
 		send(i)
 	}
 	waitFor(t, "stats", func() bool {
-		st := h.Stats()
+		st := topicStats(h)
 		return st.Cut == 1 && st.Clients == 2 && st.Dropped == 3 && st.EventsOut == 13
 	})
 	got := slow.Queue().Take(nil)
@@ -239,7 +236,7 @@ func TestSlowConsumerCut(t *testing.T) {
 		t.Fatalf("slow queue %d events", len(got))
 	}
 	slow.Close() // already detached: no double count
-	if st := h.Stats(); st.Clients != 2 {
+	if st := topicStats(h); st.Clients != 2 {
 		t.Errorf("clients %d", st.Clients)
 	}
 	d := newReader(t, dropper)
@@ -254,7 +251,8 @@ func TestSlowConsumerCut(t *testing.T) {
 // ResumeHold (it is expected back), then it is completed.
 func TestCutLastClientCompletesUpstream(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
-	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: 100 * time.Millisecond})
+	h := newTestHub(t, HubConfig{URL: fs.URL()})
+	setTopics(h, topic.Config{ResumeHold: 100 * time.Millisecond}, 0)
 	subscribe(t, h, countdown, SubscribeOptions{Queue: event.Limits{MaxEvents: 1}})
 	f := fs.frame("subscribe", 1)
 	f.fc.next(f.ID, `1`)
@@ -271,7 +269,8 @@ func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 // without loss, events published meanwhile included.
 func TestSuspendHoldsForResume(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
-	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: time.Minute})
+	h := newTestHub(t, HubConfig{URL: fs.URL()})
+	setTopics(h, topic.Config{ResumeHold: time.Minute}, 0)
 	a := subscribe(t, h, countdown, SubscribeOptions{Dedup: true})
 	ra := newReader(t, a)
 	f := fs.frame("subscribe", 1)
@@ -297,7 +296,8 @@ func TestSuspendHoldsForResume(t *testing.T) {
 	fs.frame("complete", 1)
 
 	// Nobody comes back: completed after the hold.
-	h2 := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: 100 * time.Millisecond})
+	h2 := newTestHub(t, HubConfig{URL: fs.URL()})
+	setTopics(h2, topic.Config{ResumeHold: 100 * time.Millisecond}, 0)
 	c := subscribe(t, h2, countdown, SubscribeOptions{Dedup: true})
 	fs.frame("subscribe", 2)
 	c.Suspend()
@@ -310,7 +310,8 @@ func TestSuspendHoldsForResume(t *testing.T) {
 // new start.
 func TestResumeAcrossCompletion(t *testing.T) {
 	fs := newFake(t, ProtocolTransportWS)
-	h := newTestHub(t, HubConfig{URL: fs.URL(), ResumeHold: time.Minute, CompleteGrace: -1})
+	h := newTestHub(t, HubConfig{URL: fs.URL(), CompleteGrace: -1})
+	setTopics(h, topic.Config{ResumeHold: time.Minute}, 0)
 	a := subscribe(t, h, countdown, SubscribeOptions{Dedup: true})
 	ra := newReader(t, a)
 	f := fs.frame("subscribe", 1)

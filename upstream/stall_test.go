@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 )
 
 // gate blocks every Write on a gatedConn until release is closed, like a
@@ -118,7 +119,8 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 		t.Fatal("the subscribe frame was not written")
 	}
 	// A client joining the subscription being written must not hold the
-	// hub while it waits (it used to wait for s.mu under h.mu).
+	// hub while it waits (it once waited for the subscription's lock under
+	// the hub's).
 	joined := make(chan error, 1)
 	go func() {
 		sub, err := h.Subscribe(context.Background(), who("slow", "2"), SubscribeOptions{Dedup: true})
@@ -144,17 +146,13 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 	}
 	ff.fc.next(ff.ID, `{"data":4}`)
 	expectNext(t, fast, `{"data":4}`)
-	select {
-	case err := <-joined:
-		if err != nil {
-			t.Fatalf("join: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("joining the subscription being written did not return")
-	}
+	// Both clients of the stalled subscription wait for its start (the
+	// topic's Open), without holding anything the others need.
 	select {
 	case err := <-stuck:
 		t.Fatalf("the stalled subscribe returned (%v) before its write could happen", err)
+	case err := <-joined:
+		t.Fatalf("the join returned (%v) before the subscription started", err)
 	default:
 	}
 
@@ -163,6 +161,9 @@ func TestStalledUpstreamWriteDoesNotBlockHub(t *testing.T) {
 	unblock()
 	if err := <-stuck; err != nil {
 		t.Fatalf("stalled subscribe: %v", err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("join: %v", err)
 	}
 	sf := fs.frame("subscribe", 5)
 	cf := fs.frame("complete", 1)
@@ -227,7 +228,7 @@ func TestUpstreamEndsDuringSubscribeWrite(t *testing.T) {
 	g, unblock := newGate(t, 4<<10)
 	d.conn(0).gate.Store(g)
 	type result struct {
-		sub *Subscription
+		sub *topic.Client
 		err error
 	}
 	done := make(chan result, 1)

@@ -145,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	st := g.HubStats()
 	report(stdout, tally, restarts, st.Reconnects)
 	fmt.Fprintf(stdout, "end: goroutines=%d rss=%s (hub: %d connections, %d subscriptions, %d clients)\n",
-		endG, mib(endRSS), st.Connections, st.Subscriptions, st.Clients)
+		endG, mib(endRSS), st.Connections, st.Subscriptions, g.TopicStats().Clients)
 
 	g.BeginShutdown()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

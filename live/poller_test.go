@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/topic"
 )
 
 // fakeUpstream answers polls with whatever the test set last.
@@ -43,9 +44,42 @@ func (f *fakeUpstream) fetch(context.Context) ([]byte, error) {
 	return []byte(f.data), nil
 }
 
-func query(f *fakeUpstream, interval time.Duration) Query {
-	return Query{Key: "k", Interval: interval, Fetch: f.fetch}
+// lq is a live query as the gateway joins it: a topic key and a Query.
+type lq struct {
+	key string
+	q   Query
 }
+
+func query(f *fakeUpstream, interval time.Duration) lq {
+	return lq{"k", Query{Interval: interval, Fetch: f.fetch}}
+}
+
+// newHub is the topic layer as the gateway sets it up for live queries,
+// with a ring of replay results per poller (0: the gateway's 16).
+func newHub(replay int) *hub {
+	if replay == 0 {
+		replay = 16
+	}
+	return &hub{topic.NewHub(topic.Config{}), replay}
+}
+
+type hub struct {
+	*topic.Hub
+	replay int
+}
+
+// Join joins q's topic as the gateway does.
+func (h *hub) Join(ctx context.Context, q lq, opt topic.JoinOptions) (*topic.Client, error) {
+	p, err := NewPoller(q.q)
+	if err != nil {
+		return nil, err
+	}
+	return h.Hub.Join(ctx, topic.Spec{Key: q.key, Kind: "live", Source: p, Replay: h.replay, State: true, Diff: Diff}, opt)
+}
+
+// pollers and clients are the topic layer's counts.
+func (h *hub) pollers() int64 { return h.Stats("live").Topics }
+func (h *hub) clients() int64 { return h.Stats("live").Clients }
 
 // take drains q.
 func take(q *event.Queue) []*event.Event { return q.Take(nil) }
@@ -59,7 +93,7 @@ func payloads(evs []*event.Event) string {
 	return b.String()
 }
 
-func join(t *testing.T, h *Hub, q Query, opt JoinOptions) *Client {
+func join(t *testing.T, h *hub, q lq, opt topic.JoinOptions) *topic.Client {
 	t.Helper()
 	c, err := h.Join(t.Context(), q, opt)
 	if err != nil {
@@ -72,13 +106,13 @@ func join(t *testing.T, h *Hub, q Query, opt JoinOptions) *Client {
 // interval, one event per change, all with the same id.
 func TestSharedPolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		f := &fakeUpstream{data: `{"data": {"n": 1}}`}
 		const interval = 100 * time.Millisecond
-		clients := make([]*Client, 50)
+		clients := make([]*topic.Client, 50)
 		for i := range clients {
-			clients[i] = join(t, h, query(f, interval), JoinOptions{})
+			clients[i] = join(t, h, query(f, interval), topic.JoinOptions{})
 		}
 		first := take(clients[0].Queue())
 		if len(first) != 1 || string(first[0].Data) != `{"data":{"n":1}}` {
@@ -108,15 +142,15 @@ func TestSharedPolling(t *testing.T) {
 				t.Fatalf("after a change got %q", payloads(got))
 			}
 		}
-		if s := h.Stats(); s.Pollers != 1 || s.Clients != 50 || s.Pushes != 2 || s.Polls != 11 {
-			t.Fatalf("stats %+v", s)
+		if s := h.Stats("live"); s.Topics != 1 || s.Clients != 50 || s.EventsIn != 2 || f.count() != 11 {
+			t.Fatalf("stats %+v, polls %d", s, f.count())
 		}
 		for _, c := range clients {
 			c.Close()
 		}
 		synctest.Wait()
-		if s := h.Stats(); s.Pollers != 0 || s.Clients != 0 {
-			t.Fatalf("after the last client left: %+v", s)
+		if h.pollers() != 0 || h.clients() != 0 {
+			t.Fatalf("after the last client left: %+v", h.Stats("live"))
 		}
 		time.Sleep(time.Second)
 		if n := f.count(); n != 11 {
@@ -129,18 +163,18 @@ func TestSharedPolling(t *testing.T) {
 // a new incarnation with fresh ids.
 func TestPollerPerKeyAndRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		f := &fakeUpstream{data: `{"a":1}`}
-		a := join(t, h, Query{Key: "a", Interval: time.Second, Fetch: f.fetch}, JoinOptions{})
-		b := join(t, h, Query{Key: "b", Interval: time.Second, Fetch: f.fetch}, JoinOptions{})
-		if s := h.Stats(); s.Pollers != 2 || f.count() != 2 {
-			t.Fatalf("stats %+v, polls %d", s, f.count())
+		a := join(t, h, lq{"a", Query{Interval: time.Second, Fetch: f.fetch}}, topic.JoinOptions{})
+		b := join(t, h, lq{"b", Query{Interval: time.Second, Fetch: f.fetch}}, topic.JoinOptions{})
+		if h.pollers() != 2 || f.count() != 2 {
+			t.Fatalf("pollers %d, polls %d", h.pollers(), f.count())
 		}
 		idA := take(a.Queue())[0].ID
 		a.Close()
 		b.Close()
-		a2 := join(t, h, Query{Key: "a", Interval: time.Second, Fetch: f.fetch}, JoinOptions{LastEventID: idA})
+		a2 := join(t, h, lq{"a", Query{Interval: time.Second, Fetch: f.fetch}}, topic.JoinOptions{LastEventID: idA})
 		got := take(a2.Queue())
 		if len(got) != 1 || got[0].ID == idA || string(got[0].Data) != `{"a":1}` {
 			t.Fatalf("rejoin after restart got %q (old id %s)", payloads(got), idA)
@@ -156,24 +190,27 @@ func TestFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var outcomes []string
-		h := NewHub(Config{MaxBackoff: time.Second, OnPoll: func(o string) {
-			mu.Lock()
-			outcomes = append(outcomes, o)
-			mu.Unlock()
-		}})
+		h := newHub(0)
 		defer h.Close()
 		down := errors.New("connection refused")
 		f := &fakeUpstream{err: down}
-		if _, err := h.Join(t.Context(), query(f, 100*time.Millisecond), JoinOptions{}); !errors.Is(err, down) {
+		q := query(f, 100*time.Millisecond)
+		q.q.MaxBackoff = time.Second
+		q.q.OnPoll = func(o string) {
+			mu.Lock()
+			outcomes = append(outcomes, o)
+			mu.Unlock()
+		}
+		if _, err := h.Join(t.Context(), q, topic.JoinOptions{}); !errors.Is(err, down) {
 			t.Fatalf("Join = %v, want the fetch error", err)
 		}
 		synctest.Wait()
-		if s := h.Stats(); s.Pollers != 0 {
-			t.Fatalf("a poller without clients runs: %+v", s)
+		if h.pollers() != 0 {
+			t.Fatalf("a poller without clients runs: %+v", h.Stats("live"))
 		}
 
 		f.set(`{"data":{"v":1}}`, nil)
-		c := join(t, h, query(f, 100*time.Millisecond), JoinOptions{})
+		c := join(t, h, q, topic.JoinOptions{})
 		defer c.Close()
 		start := time.Now()
 		before := take(c.Queue())
@@ -209,7 +246,7 @@ func TestFailures(t *testing.T) {
 // poller stops with it.
 func TestJoinTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		hang := func(ctx context.Context) ([]byte, error) {
 			<-ctx.Done()
@@ -217,13 +254,13 @@ func TestJoinTimeout(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		_, err := h.Join(ctx, Query{Key: "k", Interval: time.Second, Fetch: hang}, JoinOptions{})
+		_, err := h.Join(ctx, lq{"k", Query{Interval: time.Second, Fetch: hang}}, topic.JoinOptions{})
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Join = %v", err)
 		}
 		synctest.Wait()
-		if s := h.Stats(); s.Pollers != 0 || s.Polls != 0 {
-			t.Fatalf("stats %+v", s)
+		if h.pollers() != 0 {
+			t.Fatalf("stats %+v", h.Stats("live"))
 		}
 	})
 }
@@ -232,16 +269,16 @@ func TestJoinTimeout(t *testing.T) {
 // the full result; other clients of the same poller always get full ones.
 func TestPatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		list := func(third string) string {
 			return `{"data":{"items":[{"id":1,"name":"alpha"},{"id":2,"name":"beta"},{"id":3,"name":"` + third + `"},{"id":4,"name":"delta"}]}}`
 		}
 		f := &fakeUpstream{data: list("gamma")}
 		q := query(f, 100*time.Millisecond)
-		pc := join(t, h, q, JoinOptions{Patch: true})
+		pc := join(t, h, q, topic.JoinOptions{Patch: true})
 		defer pc.Close()
-		fc := join(t, h, q, JoinOptions{})
+		fc := join(t, h, q, topic.JoinOptions{})
 		defer fc.Close()
 		if got := take(pc.Queue()); len(got) != 1 || string(got[0].Data) != list("gamma") {
 			t.Fatalf("patch client's first event %q", payloads(got))
@@ -273,14 +310,14 @@ func TestPatches(t *testing.T) {
 // they are smaller; else the newest result.
 func TestResume(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{ReplayBuffer: 2})
+		h := newHub(2)
 		defer h.Close()
 		big := func(n int) string {
 			return fmt.Sprintf(`{"data":{"n":%d,"pad":"%s"}}`, n, strings.Repeat("x", 200))
 		}
 		f := &fakeUpstream{data: big(0)}
 		q := query(f, 100*time.Millisecond)
-		keep := join(t, h, q, JoinOptions{Patch: true}) // keeps the poller running
+		keep := join(t, h, q, topic.JoinOptions{Patch: true}) // keeps the poller running
 		defer keep.Close()
 		ids := []string{take(keep.Queue())[0].ID}
 		for n := 1; n <= 3; n++ {
@@ -304,7 +341,7 @@ func TestResume(t *testing.T) {
 			{"garbage", false, "not an id", []string{big(3)}},
 		}
 		for _, tc := range cases {
-			c := join(t, h, q, JoinOptions{Patch: tc.patch, LastEventID: tc.last})
+			c := join(t, h, q, topic.JoinOptions{Patch: tc.patch, LastEventID: tc.last})
 			var got []string
 			for _, e := range take(c.Queue()) {
 				got = append(got, string(e.Data))
@@ -318,21 +355,31 @@ func TestResume(t *testing.T) {
 }
 
 // A client cut off as a slow consumer leaves the poller; when it was the
-// last, the poller stops.
+// last, the poller stops once it did not come back within the topic's
+// resume hold.
 func TestSlowConsumerStopsPoller(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		f := &fakeUpstream{data: `{"n":0}`}
-		c := join(t, h, query(f, 100*time.Millisecond), JoinOptions{Queue: event.Limits{MaxEvents: 1}})
+		c := join(t, h, query(f, 100*time.Millisecond), topic.JoinOptions{Queue: event.Limits{MaxEvents: 1}})
 		defer c.Close()
 		for n := 1; n <= 2; n++ {
 			f.set(fmt.Sprintf(`{"n":%d}`, n), nil)
 			time.Sleep(100 * time.Millisecond)
 			synctest.Wait()
 		}
-		if s := h.Stats(); s.Pollers != 0 || s.Clients != 0 {
-			t.Fatalf("stats %+v", s)
+		if h.pollers() != 1 || h.clients() != 0 {
+			t.Fatalf("right after the cut: %+v", h.Stats("live"))
+		}
+		polls := f.count()
+		time.Sleep(topic.DefaultResumeHold)
+		synctest.Wait()
+		if h.pollers() != 0 {
+			t.Fatalf("after the hold: %+v", h.Stats("live"))
+		}
+		if n := f.count(); n > polls+int(topic.DefaultResumeHold/(100*time.Millisecond)) {
+			t.Fatalf("%d polls during the hold", n-polls)
 		}
 		got := take(c.Queue())
 		if len(got) != 2 || got[1].Kind != event.Error || !strings.Contains(string(got[1].Data), "SlowConsumer") {
@@ -344,16 +391,16 @@ func TestSlowConsumerStopsPoller(t *testing.T) {
 // Close ends every client's queue with Done and refuses new clients.
 func TestClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		f := &fakeUpstream{data: `{"n":0}`}
-		c := join(t, h, query(f, time.Second), JoinOptions{})
+		c := join(t, h, query(f, time.Second), topic.JoinOptions{})
 		h.Close()
 		got := take(c.Queue())
 		if len(got) != 2 || got[1].Kind != event.Done {
 			t.Fatalf("queue %q", payloads(got))
 		}
 		c.Close()
-		if _, err := h.Join(t.Context(), query(f, time.Second), JoinOptions{}); !errors.Is(err, ErrClosed) {
+		if _, err := h.Join(t.Context(), query(f, time.Second), topic.JoinOptions{}); !errors.Is(err, topic.ErrClosed) {
 			t.Fatalf("Join after Close = %v", err)
 		}
 		h.Close()
@@ -363,10 +410,10 @@ func TestClose(t *testing.T) {
 // Answers that are not JSON count as failures.
 func TestNotJSON(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		f := &fakeUpstream{data: `<html>`}
-		if _, err := h.Join(t.Context(), query(f, time.Second), JoinOptions{}); !errors.Is(err, ErrNotJSON) {
+		if _, err := h.Join(t.Context(), query(f, time.Second), topic.JoinOptions{}); !errors.Is(err, ErrNotJSON) {
 			t.Fatalf("Join = %v", err)
 		}
 	})
@@ -377,13 +424,13 @@ func TestNotJSON(t *testing.T) {
 // skips to the newest results.
 func TestPatchClientNeverSkips(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(Config{})
+		h := newHub(0)
 		defer h.Close()
 		f := &fakeUpstream{data: `{"n":0}`}
 		lim := event.Limits{MaxEvents: 2, Policy: event.DropOldest}
-		pc := join(t, h, query(f, 100*time.Millisecond), JoinOptions{Patch: true, Queue: lim})
+		pc := join(t, h, query(f, 100*time.Millisecond), topic.JoinOptions{Patch: true, Queue: lim})
 		defer pc.Close()
-		fc := join(t, h, query(f, 100*time.Millisecond), JoinOptions{Queue: lim})
+		fc := join(t, h, query(f, 100*time.Millisecond), topic.JoinOptions{Queue: lim})
 		defer fc.Close()
 		for n := 1; n <= 3; n++ {
 			f.set(fmt.Sprintf(`{"n":%d}`, n), nil)
@@ -395,7 +442,8 @@ func TestPatchClientNeverSkips(t *testing.T) {
 			t.Fatalf("patch client %q, want two results and the cut-off", payloads(p))
 		}
 		f2 := take(fc.Queue())
-		if len(f2) != 3 || f2[0].Kind != event.Gap || string(f2[2].Data) != `{"n":3}` {
+		// (Its first result was backfilled, beside the limits.)
+		if len(f2) != 4 || f2[0].Kind != event.Gap || string(f2[3].Data) != `{"n":3}` {
 			t.Fatalf("full client %q, want a gap and the newest results", payloads(f2))
 		}
 	})
