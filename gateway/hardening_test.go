@@ -432,7 +432,7 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 				// it missed.
 				n := events.Load()
 				eventually(t, 20*time.Second, "the reading client goes on", func() bool { return events.Load() > n+1000 && gaps.Load() > 0 })
-				if st := g.hub.Stats(); st.Dropped == 0 || st.Cut != 0 {
+				if st := g.topics.Stats(""); st.Dropped == 0 || st.Cut != 0 {
 					t.Errorf("stats %+v", st)
 				}
 			}
