@@ -445,10 +445,10 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 			runtime.GC()
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)
-			st := g.hub.Stats()
+			st, ts := g.hub.Stats(), g.topics.Stats("")
 			grew := int64(after.HeapInuse) - int64(before.HeapInuse)
 			t.Logf("flood of %d events (~%d MiB): %d out, %d cut, %d dropped; reader got %d events, %d gaps; heap in use grew %d KiB",
-				st.EventsIn, st.EventsIn>>10, st.EventsOut, st.Cut, st.Dropped, events.Load(), gaps.Load(), grew>>10)
+				st.EventsIn, st.EventsIn>>10, ts.EventsOut, ts.Cut, ts.Dropped, events.Load(), gaps.Load(), grew>>10)
 			// What may be held: 64 events of ~1 KiB per client queue, the
 			// replay ring (256 events), buffers.
 			if grew > 32<<20 {

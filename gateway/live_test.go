@@ -81,7 +81,7 @@ func TestLiveSharedPolling(t *testing.T) {
 			t.Fatalf("first event %q, want %q", raw, want)
 		}
 	}
-	if st := g.pollers.Stats(); st.Pollers != 1 || st.Clients != clients {
+	if st := g.topics.Stats(kindLive); st.Topics != 1 || st.Clients != clients {
 		t.Fatalf("pollers %+v, want 1 poller with %d clients", st, clients)
 	}
 	// The window has to pass in real time: it is what is measured.
@@ -97,7 +97,7 @@ func TestLiveSharedPolling(t *testing.T) {
 		s.close()
 	}
 	eventually(t, 5*time.Second, "the poller stops when its last client left", func() bool {
-		return g.pollers.Stats().Pollers == 0
+		return g.topics.Stats(kindLive).Topics == 0
 	})
 }
 
@@ -160,8 +160,8 @@ func TestLiveJSONPatch(t *testing.T) {
 	if lineState != state || full.next().Data != state {
 		t.Fatalf("first results differ:\n%s\n%s", lineState, state)
 	}
-	if st := g.pollers.Stats(); st.Pollers != 1 {
-		t.Fatalf("patch and full clients of one query use %d pollers", st.Pollers)
+	if st := g.topics.Stats(kindLive); st.Topics != 1 {
+		t.Fatalf("patch and full clients of one query use %d pollers", st.Topics)
 	}
 
 	post(t, g, "patchroom", "message 5")
@@ -264,7 +264,7 @@ func TestLiveRequests(t *testing.T) {
 		b != `{"data":{"stockPrice":{"symbol":"ACME","price":100,"seq":0}}}` {
 		t.Errorf("once: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	eventually(t, 5*time.Second, "the once client's poller stops", func() bool { return g.pollers.Stats().Pollers == 0 })
+	eventually(t, 5*time.Second, "the once client's poller stops", func() bool { return g.topics.Stats(kindLive).Topics == 0 })
 }
 
 // A token that expires ends a live stream as it ends a subscription.
@@ -340,7 +340,7 @@ func TestLiveUpstreamDown(t *testing.T) {
 	if err := json.Unmarshal([]byte(readAll(t, resp)), &e); err != nil || resp.StatusCode != http.StatusBadGateway || e.Code != "UpstreamUnavailable" {
 		t.Fatalf("status %d code %q (%v)", resp.StatusCode, e.Code, err)
 	}
-	eventually(t, 5*time.Second, "no poller left", func() bool { return g.pollers.Stats().Pollers == 0 })
+	eventually(t, 5*time.Second, "no poller left", func() bool { return g.topics.Stats(kindLive).Topics == 0 })
 }
 
 // liveKey: the same request gives the same key whatever the header or

@@ -163,7 +163,7 @@ func TestStreamsSurviveUpstreamRestart(t *testing.T) {
 		!strings.HasPrefix(nds[2], msg(1, "after")) {
 		t.Errorf("JSON stream:\n%q", nd.read.String())
 	}
-	if st := g.hub.Stats(); st.Reconnects != 1 || st.Subscriptions != 1 || st.Clients != 2 {
+	if st := g.hub.Stats(); st.Reconnects != 1 || st.Subscriptions != 1 || g.topics.Stats("").Clients != 2 {
 		t.Errorf("hub stats %+v", st)
 	}
 	// The schema was read again; unchanged, so the operations were not
@@ -196,7 +196,7 @@ func TestStreamsEndAfterReconnectTimeout(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "hub released", func() bool {
 		st := g.hub.Stats()
-		return st.Connections == 0 && st.Subscriptions == 0 && st.Clients == 0
+		return st.Connections == 0 && st.Subscriptions == 0 && g.topics.Stats("").Clients == 0
 	})
 }
 
