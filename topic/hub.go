@@ -224,8 +224,12 @@ func (h *Hub) Join(ctx context.Context, spec Spec, opt JoinOptions) (*Client, er
 	h.mu.Unlock()
 
 	if starts {
-		t.open(ctx)
-		h.wg.Done()
+		// On a goroutine of the hub's, so that a joiner that gives up
+		// (its client left) does not wait for the start of the others.
+		go func() {
+			defer h.wg.Done()
+			t.open(ctx)
+		}()
 	}
 	select {
 	case <-t.ready:
@@ -255,7 +259,7 @@ func (h *Hub) newTopicLocked(spec Spec) *topic {
 	if h.cfg.NewLog != nil {
 		log = h.cfg.NewLog(spec.Key, spec.Replay, inc)
 	} else {
-		log = newRing(inc, spec.Replay)
+		log = NewRing(inc, spec.Replay)
 	}
 	t := &topic{h: h, spec: spec, st: st, log: log, ready: make(chan struct{})}
 	if spec.Key != "" {

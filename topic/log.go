@@ -47,7 +47,11 @@ type brk struct {
 	gap   *event.Event
 }
 
-func newRing(inc string, size int) *ring {
+// NewRing makes the in-memory Log of one topic run: it keeps the newest
+// size events; run names the run in its ids and must differ for every run
+// (the hub makes it from a random per-process salt and a counter).
+func NewRing(run string, size int) Log {
+	inc := run
 	return &ring{inc: inc, events: make([]*event.Event, max(size, 1))}
 }
 
