@@ -12,6 +12,7 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/operation"
+	"github.com/fireboom/fireboom/sse"
 	"github.com/fireboom/fireboom/upstream"
 )
 
@@ -211,16 +212,18 @@ func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 	for {
 		s, ts := g.hub.Stats(), g.topics.Stats("")
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, err := fmt.Fprintf(w, "data: {\"openStreams\":%d,\"upstreamConnections\":%d,\"upstreamSubscriptions\":%d,\"eventsIn\":%d,\"eventsOut\":%d,\"time\":%q}\n\n",
+		sample := fmt.Appendf(nil, `{"openStreams":%d,"upstreamConnections":%d,"upstreamSubscriptions":%d,"eventsIn":%d,"eventsOut":%d,"time":%q}`,
 			g.streams.Load(), s.Connections, s.Subscriptions, s.EventsIn, ts.EventsOut, time.Now().UTC().Format(statsTimeFormat))
-		if err != nil || rc.Flush() != nil {
+		if _, err := w.Write(sse.EncodeMessage("", "", sample)); err != nil || rc.Flush() != nil {
 			return
 		}
 		select {
 		case <-r.Context().Done():
 			return
 		case <-g.shutdown:
-			_, _ = fmt.Fprint(w, "event: done\ndata: done\n\n")
+			// As every SSE stream: a retry hint and no done, so the
+			// dashboard reconnects to the next instance.
+			_, _ = w.Write(sse.EncodeRetry(sse.DefaultRetry))
 			_ = rc.Flush()
 			return
 		case <-t.C:

@@ -15,24 +15,30 @@
 // # Wire formats
 //
 // SSE (text/event-stream, also Cache-Control: no-cache and
-// X-Accel-Buffering: no; headers are flushed before the first event):
+// X-Accel-Buffering: no; headers are flushed before the first event).
+// Every message is encoded with go-sse's Message (github.com/tmaxmax/go-sse),
+// once per event and shared by every client of a topic (event.Event.Frame):
 //
 //	Next       id: <ID>\ndata: <Data>\n\n   (no id line when ID is empty)
 //	Gap        id: <ID>\nevent: gap\ndata: <Data>\n\n   (no id line when ID is empty; the stream goes on)
 //	Error      data: <Data>\n\nevent: done\ndata: done\n\n
 //	cut-off    data: <the SlowConsumer error>\n\nretry: <ms>\n\n   (no done, see below)
 //	Done       event: done\ndata: done\n\n
-//	heartbeat  :\n\n
+//	heartbeat  : ping\n\n
 //	expiry     data: {"errors":[{"message":"token expired","extensions":{"code":"TokenExpired"}}]}\n\nevent: done\ndata: done\n\n
-//	shutdown   retry: <ms>\n\nevent: done\ndata: done\n\n
+//	shutdown   retry: <ms>\n\n   (no done, see below)
 //	lifetime   retry: <ms>\n\n   (then the response ends, see below)
 //
 // A Data value holding CR or LF is split into several data: lines, as the
-// WHATWG event-stream format requires; an ID holding CR or LF is not sent.
+// WHATWG event-stream format requires (results are compact JSON, which
+// holds none); an ID holding CR or LF is not sent. The heartbeat is a
+// comment with text because go-sse writes no empty comment; clients must
+// not depend on a comment's text.
 //
-// The lifetime cap (Options.MaxLifetime) deliberately ends WITHOUT "done":
-// clients that follow the contract close their EventSource on "done", which
-// would turn a routine connection recycle into the end of the subscription.
+// The lifetime cap (Options.MaxLifetime) and shutdown deliberately end
+// WITHOUT "done": clients that follow the contract close their EventSource
+// on "done", which would turn a routine connection recycle, or a rolling
+// restart of the gateway, into the end of the subscription.
 // Without it EventSource reconnects after the retry hint and resumes with
 // Last-Event-ID. A slow-consumer cut-off (an Error event whose code is
 // SlowConsumer, pushed by an overflowing event.Queue) ends the same way,
@@ -88,7 +94,8 @@
 // # Hot path
 //
 // Serve takes every queued event at once (event.Queue.Take into a reused
-// slice), frames the whole batch into one pooled buffer and writes it once:
+// slice), copies each event's shared frame into one pooled buffer and
+// writes the batch once:
 // through net/http with one flush, or on a detached connection as one
 // writev (chunk header, batch, CRLF). The write deadline is re-armed only
 // when less than half of WriteTimeout is left, and one timer serves the

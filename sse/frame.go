@@ -2,88 +2,91 @@ package sse
 
 import (
 	"bytes"
-	"strconv"
+	"time"
+
+	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/fireboom/fireboom/event"
 )
 
-// Fixed byte sequences. They are package variables so that writing them
-// allocates nothing.
+// Fixed byte sequences, encoded once with go-sse (see the package doc).
+// They are package variables so that writing them allocates nothing.
 var (
-	sseDone      = []byte("event: done\ndata: done\n\n")
-	sseHeartbeat = []byte(":\n\n")
+	sseDone      = message("", "done", []byte("done"))
+	sseHeartbeat = marshal(func() *gosse.Message { m := &gosse.Message{}; m.AppendComment("ping"); return m }())
 	jsonBeat     = []byte("\n")
 	expiredJSON  = event.ErrorJSON("TokenExpired", "token expired")
 	onceGoneJSON = []byte(`{"code":"Unavailable","message":"the server ended the request before a result; retry"}`)
 	gapPrefix    = `{"errors":[{"message":"events were missed","extensions":{"code":"Gap"`
 )
 
-// appendSSE frames e as event-stream bytes. A terminal event (Error or Done)
-// is followed by the done event.
+// appendSSE appends e's event-stream bytes: framed once per event (see
+// event.Event.Frame) and shared by every client that writes it.
 func appendSSE(b []byte, e *event.Event) []byte {
+	return append(b, e.Frame(event.FormatSSE, encodeSSE)...)
+}
+
+// encodeSSE frames e with go-sse. A terminal event (Error or Done) is
+// followed by the done event.
+func encodeSSE(e *event.Event) []byte {
 	switch e.Kind {
 	case event.Next:
-		if e.ID != "" && !hasNewline(e.ID) {
-			b = append(b, "id: "...)
-			b = append(b, e.ID...)
-			b = append(b, '\n')
-		}
-		b = appendData(b, e.Data)
-		return append(b, '\n')
+		return message(e.ID, "", e.Data)
 	case event.Gap:
-		if e.ID != "" && !hasNewline(e.ID) {
-			b = append(b, "id: "...)
-			b = append(b, e.ID...)
-			b = append(b, '\n')
-		}
-		b = append(b, "event: gap\n"...)
-		b = appendData(b, e.Data)
-		return append(b, '\n')
+		return message(e.ID, "gap", e.Data)
 	case event.Error:
-		b = appendData(b, e.Data)
-		b = append(b, '\n')
-		return append(b, sseDone...)
+		return append(message("", "", e.Data), sseDone...)
 	case event.Done:
-		return append(b, sseDone...)
+		return sseDone
 	}
+	return nil
+}
+
+// EncodeMessage encodes one SSE message with go-sse, as every stream of
+// this package does: for the gateway's own SSE endpoints (/_/stats).
+func EncodeMessage(id, typ string, data []byte) []byte { return message(id, typ, data) }
+
+// EncodeRetry encodes a retry hint alone in its message, as the streams of
+// this package end at shutdown.
+func EncodeRetry(d time.Duration) []byte { return retryMessage(d) }
+
+// message encodes one SSE message: id (left out when it is empty or not
+// a valid single line), event type, and data split into one data: line
+// per line of data as the WHATWG format requires (go-sse's AppendData).
+func message(id, typ string, data []byte) []byte {
+	m := &gosse.Message{}
+	if id != "" {
+		if v, err := gosse.NewID(id); err == nil {
+			m.ID = v
+		}
+	}
+	if typ != "" {
+		m.Type = gosse.Type(typ)
+	}
+	m.AppendData(string(data))
+	return marshal(m)
+}
+
+// retryMessage encodes "retry: <ms>\n\n": the reconnection delay for
+// EventSource, alone in its message.
+func retryMessage(d time.Duration) []byte {
+	return marshal(&gosse.Message{Retry: max(d, time.Millisecond)})
+}
+
+func marshal(m *gosse.Message) []byte {
+	b, _ := m.MarshalText() // writes to a bytes.Buffer: never fails
 	return b
 }
 
-func hasNewline(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' || s[i] == '\r' {
-			return true
-		}
-	}
-	return false
-}
-
-// appendData writes data as one "data:" line per line of data; CR, LF and
-// CRLF all end a line, as the WHATWG parser reads them.
-func appendData(b, data []byte) []byte {
-	if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
-		b = append(b, "data: "...)
-		b = append(b, data...)
-		return append(b, '\n')
-	}
-	for {
-		b = append(b, "data: "...)
-		i := bytes.IndexAny(data, "\r\n")
-		if i < 0 {
-			b = append(b, data...)
-			return append(b, '\n')
-		}
-		b = append(b, data[:i]...)
-		b = append(b, '\n')
-		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
-		}
-		data = data[i+1:]
-	}
-}
-
-// appendJSON frames e for the JSON stream. Done writes nothing.
+// appendJSON appends e's JSON-stream bytes, framed once per event like
+// appendSSE.
 func appendJSON(b []byte, e *event.Event) []byte {
+	return append(b, e.Frame(event.FormatJSON, encodeJSON)...)
+}
+
+// encodeJSON frames e for the JSON stream. Done writes nothing.
+func encodeJSON(e *event.Event) []byte {
+	var b []byte
 	switch e.Kind {
 	case event.Next, event.Error:
 		b = appendLine(b, e.Data)
@@ -114,12 +117,5 @@ func appendLine(b, data []byte) []byte {
 			}
 		}
 	}
-	return append(b, '\n', '\n')
-}
-
-// appendRetry writes "retry: <ms>\n\n".
-func appendRetry(b []byte, ms int64) []byte {
-	b = append(b, "retry: "...)
-	b = strconv.AppendInt(b, max(ms, 0), 10)
 	return append(b, '\n', '\n')
 }

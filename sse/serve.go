@@ -38,7 +38,8 @@ type Options struct {
 	// A write that fails or times out ends the stream.
 	WriteTimeout time.Duration
 	// Shutdown is closed when the server shuts down; the stream then ends
-	// with a retry hint and done (SSE), or just ends (JSON stream).
+	// with a retry hint and no done (SSE), or a ShuttingDown errors line
+	// (JSON stream).
 	Shutdown <-chan struct{}
 	// Retry is the reconnection delay hinted to SSE clients at shutdown and
 	// at the lifetime cap (and Once's Retry-After). Zero means DefaultRetry.
@@ -351,15 +352,9 @@ func (s *stream) expire() Result {
 	case s.opt.Mode == Once:
 		err = s.respond(http.StatusOK, expiredJSON)
 	case s.sse:
-		b := bufPool.Get().(*[]byte)
-		*b = appendSSE((*b)[:0], &event.Event{Kind: event.Error, Data: expiredJSON})
-		err = s.write(*b)
-		putBuf(b)
+		err = s.write(appendSSE(nil, expiredEvent))
 	default:
-		b := bufPool.Get().(*[]byte)
-		*b = appendLine((*b)[:0], expiredJSON)
-		err = s.write(*b)
-		putBuf(b)
+		err = s.write(appendJSON(nil, expiredEvent))
 	}
 	if err != nil {
 		return failed(err)
@@ -387,13 +382,10 @@ func (s *stream) leave(q *event.Queue, reason string) Result {
 		s.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		err = s.respond(http.StatusServiceUnavailable, onceGoneJSON)
 	case s.sse:
-		b := bufPool.Get().(*[]byte)
-		*b = appendRetry((*b)[:0], s.opt.Retry.Milliseconds())
-		if reason == ReasonShutdown {
-			*b = append(*b, sseDone...)
-		}
-		err = s.write(*b)
-		putBuf(b)
+		// No done, at shutdown either: EventSource reconnects after the
+		// retry hint (through the load balancer, to another instance) and
+		// resumes with Last-Event-ID; done would stop it for good.
+		err = s.write(retryMessage(s.opt.Retry))
 	default:
 		// A JSON stream has no retry hint or done: its last line says
 		// the gateway ended it, so the client does not mistake the end
@@ -410,8 +402,10 @@ func (s *stream) leave(q *event.Queue, reason string) Result {
 	return Result{Reason: reason}
 }
 
-// The last lines of a JSON stream that the gateway ends.
+// The last lines of a JSON stream that the gateway ends, and the expiry
+// error of every stream.
 var (
+	expiredEvent = &event.Event{Kind: event.Error, Data: expiredJSON}
 	jsonShutdown = append(event.ErrorJSON("ShuttingDown", "the gateway is shutting down; reconnect"), '\n', '\n')
 	jsonLifetime = append(event.ErrorJSON("StreamLifetime", "the stream reached subscriptions.maxLifetime; reconnect"), '\n', '\n')
 )
@@ -466,9 +460,8 @@ func (s *stream) deliver(batch []*event.Event, now time.Time) (res Result, end b
 			// Cut off as a slow consumer: the error, then the retry hint
 			// and no done, so that EventSource reconnects and resumes with
 			// Last-Event-ID (done would make it stop for good).
-			b = appendData(b, e.Data)
-			b = append(b, '\n')
-			b = appendRetry(b, s.opt.Retry.Milliseconds())
+			b = append(b, message("", "", e.Data)...)
+			b = append(b, retryMessage(s.opt.Retry)...)
 		case s.sse:
 			b = appendSSE(b, e)
 		default:

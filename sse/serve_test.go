@@ -256,7 +256,7 @@ func TestJSONStream(t *testing.T) {
 func TestHeartbeatOverLoopback(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ query, beat, end string }{
-		{"?wg_sse=true", ":\n\n", doneBytes},
+		{"?wg_sse=true", ": ping\n\n", doneBytes},
 		{"", "\n", ""},
 	} {
 		q := event.NewQueue(event.Limits{})
@@ -315,7 +315,7 @@ func TestAlreadyExpired(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ query, want string }{
-		{"?wg_sse=true", "id: 1\ndata: " + result1 + "\n\nretry: 1500\n\n" + doneBytes},
+		{"?wg_sse=true", "id: 1\ndata: " + result1 + "\n\nretry: 1500\n\n"}, // no done: EventSource comes back (CONTRACT §8)
 		{"", result1 + "\n\n" + `{"errors":[{"message":"the gateway is shutting down; reconnect","extensions":{"code":"ShuttingDown"}}]}` + "\n\n"},
 	} {
 		q := event.NewQueue(event.Limits{})

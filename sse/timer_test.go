@@ -87,18 +87,18 @@ func TestHeartbeatResetsOnData(t *testing.T) {
 		time.Sleep(15*time.Second - time.Nanosecond)
 		expectBody(t, w, "")
 		time.Sleep(time.Nanosecond)
-		expectBody(t, w, ":\n\n") // t=15s
+		expectBody(t, w, ": ping\n\n") // t=15s
 		time.Sleep(5 * time.Second)
 		q.Push(next("1", result1)) // t=20s: the heartbeat restarts
-		want := ":\n\nid: 1\ndata: " + result1 + "\n\n"
+		want := ": ping\n\nid: 1\ndata: " + result1 + "\n\n"
 		expectBody(t, w, want)
 		time.Sleep(14 * time.Second) // t=34s: no heartbeat at 30s
 		expectBody(t, w, want)
 		time.Sleep(time.Second) // t=35s
-		want += ":\n\n"
+		want += ": ping\n\n"
 		expectBody(t, w, want)
 		time.Sleep(15 * time.Second) // t=50s
-		want += ":\n\n"
+		want += ": ping\n\n"
 		expectBody(t, w, want)
 		q.Close(nil)
 		expectBody(t, w, want+doneBytes)
@@ -140,9 +140,9 @@ func TestExpiryEndsStream(t *testing.T) {
 		q := event.NewQueue(event.Limits{})
 		w, done, _ := serveBubble(t, q, Options{Mode: SSE, ExpiresAt: time.Now().Add(50 * time.Second)})
 		time.Sleep(49 * time.Second)
-		expectBody(t, w, ":\n\n:\n\n:\n\n")
+		expectBody(t, w, ": ping\n\n: ping\n\n: ping\n\n")
 		time.Sleep(time.Second)
-		expectBody(t, w, ":\n\n:\n\n:\n\n"+expiredBytes)
+		expectBody(t, w, ": ping\n\n: ping\n\n: ping\n\n"+expiredBytes)
 		if res := <-done; res.Reason != ReasonExpired {
 			t.Fatalf("result = %+v", res)
 		}
@@ -173,7 +173,7 @@ func TestShutdownAndLifetimeBubble(t *testing.T) {
 		w, done, _ := serveBubble(t, q, Options{Mode: OnceSSE, Shutdown: shutdown, Heartbeat: -1})
 		time.Sleep(time.Hour)
 		close(shutdown)
-		expectBody(t, w, "retry: 1000\n\n"+doneBytes)
+		expectBody(t, w, "retry: 1000\n\n") // OnceSSE too: no done at shutdown
 		if res := <-done; res.Reason != ReasonShutdown {
 			t.Fatalf("result = %+v", res)
 		}
@@ -181,7 +181,7 @@ func TestShutdownAndLifetimeBubble(t *testing.T) {
 		q = event.NewQueue(event.Limits{})
 		w, done, _ = serveBubble(t, q, Options{Mode: SSE, MaxLifetime: 10*time.Minute + time.Second, Retry: 250 * time.Millisecond})
 		time.Sleep(10*time.Minute + time.Second)
-		want := strings.Repeat(":\n\n", 40) + "retry: 250\n\n"
+		want := strings.Repeat(": ping\n\n", 40) + "retry: 250\n\n"
 		expectBody(t, w, want)
 		if res := <-done; res.Reason != ReasonLifetime {
 			t.Fatalf("result = %+v", res)
