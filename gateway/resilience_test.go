@@ -120,8 +120,8 @@ func TestStreamsSurviveUpstreamRestart(t *testing.T) {
 	nd.until("\n\n")
 
 	d = restartDemo(t, d, func() {
-		sse.until(":\n\n") // heartbeats go on while the upstream is away
-		sse.until(":\n\n")
+		sse.until(": ping\n\n") // heartbeats go on while the upstream is away
+		sse.until(": ping\n\n")
 		nd.until("\n") // the JSON stream's heartbeat
 	})
 	sse.until(sseReconnectGap)
@@ -133,7 +133,7 @@ func TestStreamsSurviveUpstreamRestart(t *testing.T) {
 	nd.until("after\"")
 	nd.until("\n\n")
 
-	got := sse.text(":\n\n")
+	got := sse.text(": ping\n\n")
 	msg := func(n int, content string) string {
 		return `{"data":{"messageCreated":{"id":"` + string(rune('0'+n)) + `","author":"anonymous","content":"` + content + `","createdAt":"`
 	}

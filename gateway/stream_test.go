@@ -172,11 +172,11 @@ func TestClientGoneCompletesUpstream(t *testing.T) {
 	})
 }
 
-// Heartbeats keep an idle stream alive: ":\n\n" for SSE, "\n" for JSON.
+// Heartbeats keep an idle stream alive: ": ping\n\n" for SSE, "\n" for JSON.
 func TestHeartbeats(t *testing.T) {
 	d := startDemo(t, demo.Options{})
 	g := newGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}, "subscriptions": {"heartbeat": "50ms"}}`)
-	for mode, want := range map[string]string{"&wg_sse=true": ":\n\n:\n\n", "": "\n\n\n"} {
+	for mode, want := range map[string]string{"&wg_sse=true": ": ping\n\n: ping\n\n", "": "\n\n\n"} {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"/operations/chat/MessageCreated?room=quiet"+mode, nil)
 		resp, err := http.DefaultClient.Do(req)

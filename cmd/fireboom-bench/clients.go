@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	gosse "github.com/tmaxmax/go-sse"
 )
 
 // workerConfig is one worker process's share of the clients.
@@ -41,7 +43,7 @@ type worker struct {
 	connected, failed, ended     atomic.Int64
 	events, lost, dups           atomic.Int64 // during the hold
 	allEvents, allLost, allDups  atomic.Int64 // since the start
-	gaps, errEvents, heartbeats  atomic.Int64
+	gaps, errEvents              atomic.Int64
 	slowCut, doneEvents, badData atomic.Int64
 	lat                          hist
 
@@ -53,27 +55,26 @@ type worker struct {
 
 // workerMsg is one line a worker writes on stdout (JSON).
 type workerMsg struct {
-	Type       string           `json:"type"` // "progress" or "report"
-	Connected  int64            `json:"connected"`
-	Failed     int64            `json:"failed"`
-	Ended      int64            `json:"ended"`
-	Events     int64            `json:"events,omitempty"`
-	Lost       int64            `json:"lost,omitempty"`
-	Dups       int64            `json:"dups,omitempty"`
-	AllEvents  int64            `json:"allEvents,omitempty"`
-	AllLost    int64            `json:"allLost,omitempty"`
-	AllDups    int64            `json:"allDups,omitempty"`
-	Gaps       int64            `json:"gaps,omitempty"`
-	Errors     int64            `json:"errors,omitempty"`
-	SlowCut    int64            `json:"slowCut,omitempty"`
-	Done       int64            `json:"done,omitempty"`
-	BadData    int64            `json:"badData,omitempty"`
-	Heartbeats int64            `json:"heartbeats,omitempty"`
-	Failures   map[string]int64 `json:"failures,omitempty"`
-	Endings    map[string]int64 `json:"endings,omitempty"`
-	Sample     string           `json:"sample,omitempty"`
-	Hist       map[int]int64    `json:"hist,omitempty"`
-	MaxNS      int64            `json:"maxNs,omitempty"`
+	Type      string           `json:"type"` // "progress" or "report"
+	Connected int64            `json:"connected"`
+	Failed    int64            `json:"failed"`
+	Ended     int64            `json:"ended"`
+	Events    int64            `json:"events,omitempty"`
+	Lost      int64            `json:"lost,omitempty"`
+	Dups      int64            `json:"dups,omitempty"`
+	AllEvents int64            `json:"allEvents,omitempty"`
+	AllLost   int64            `json:"allLost,omitempty"`
+	AllDups   int64            `json:"allDups,omitempty"`
+	Gaps      int64            `json:"gaps,omitempty"`
+	Errors    int64            `json:"errors,omitempty"`
+	SlowCut   int64            `json:"slowCut,omitempty"`
+	Done      int64            `json:"done,omitempty"`
+	BadData   int64            `json:"badData,omitempty"`
+	Failures  map[string]int64 `json:"failures,omitempty"`
+	Endings   map[string]int64 `json:"endings,omitempty"`
+	Sample    string           `json:"sample,omitempty"`
+	Hist      map[int]int64    `json:"hist,omitempty"`
+	MaxNS     int64            `json:"maxNs,omitempty"`
 }
 
 // runWorker is "fireboom-bench clients": it opens its clients, prints
@@ -203,7 +204,7 @@ func (w *worker) report() workerMsg {
 	m.Type = "report"
 	m.Events, m.Lost, m.Dups = w.events.Load(), w.lost.Load(), w.dups.Load()
 	m.AllEvents, m.AllLost, m.AllDups = w.allEvents.Load(), w.allLost.Load(), w.allDups.Load()
-	m.Gaps, m.Errors, m.Heartbeats = w.gaps.Load(), w.errEvents.Load(), w.heartbeats.Load()
+	m.Gaps, m.Errors = w.gaps.Load(), w.errEvents.Load()
 	m.SlowCut, m.Done, m.BadData = w.slowCut.Load(), w.doneEvents.Load(), w.badData.Load()
 	m.Hist, m.MaxNS = w.lat.snapshot()
 	w.mu.Lock()
@@ -314,73 +315,50 @@ func (w *worker) client(ctx context.Context, i int) {
 	}
 }
 
-// read parses the event stream and returns why it ended.
+// read parses the event stream with go-sse and returns why it ended.
 func (w *worker) read(body io.Reader) string {
-	lr := bufio.NewReaderSize(body, 4<<10)
 	var st sseState
-	for {
-		line, err := lr.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			rest, err2 := lr.ReadBytes('\n')
-			line, err = append(append([]byte(nil), line...), rest...), err2
-		}
+	for e, err := range gosse.Read(body, &gosse.ReadConfig{MaxEventSize: 1 << 20}) {
 		if err != nil {
-			if st.done {
-				return "done"
-			}
-			if st.cut {
-				return "slow-consumer"
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return "eof"
-			}
-			return "read-error"
+			return st.ending("read-error")
 		}
-		w.line(&st, line)
+		w.event(&st, e)
 	}
+	return st.ending("eof")
 }
 
-// sseState is one client's parser state and sequence tracking.
+// sseState is one client's sequence tracking.
 type sseState struct {
-	event   []byte // the current event's "event:" field
-	lastSeq int64  // the newest seq seen; 0 before the first
+	lastSeq int64 // the newest seq seen; 0 before the first
 	done    bool
 	cut     bool
 }
 
-var (
-	prefixData  = []byte("data:")
-	prefixEvent = []byte("event:")
-)
-
-// line handles one line of the event stream (with its line ending).
-func (w *worker) line(st *sseState, line []byte) {
-	line = trimEOL(line)
+// ending is why a stream ended, given how its reading ended.
+func (st *sseState) ending(read string) string {
 	switch {
-	case len(line) == 0:
-		st.event = st.event[:0] // end of event
-	case line[0] == ':':
-		w.heartbeats.Add(1)
-	case hasPrefix(line, prefixEvent):
-		st.event = append(st.event[:0], trimSpace1(line[len(prefixEvent):])...)
-	case hasPrefix(line, prefixData):
-		w.data(st, trimSpace1(line[len(prefixData):]))
+	case st.done:
+		return "done"
+	case st.cut:
+		return "slow-consumer"
+	}
+	return read
+}
+
+// event handles one event of the stream.
+func (w *worker) event(st *sseState, e gosse.Event) {
+	switch e.Type {
+	case "":
+		w.data(st, []byte(e.Data))
+	case "gap":
+		w.gaps.Add(1)
+	case "done":
+		w.doneEvents.Add(1)
+		st.done = true
 	}
 }
 
 func (w *worker) data(st *sseState, data []byte) {
-	switch string(st.event) {
-	case "":
-	case "gap":
-		w.gaps.Add(1)
-		return
-	case "done":
-		w.doneEvents.Add(1)
-		st.done = true
-		return
-	default:
-		return
-	}
 	if indexOf(data, `"errors"`) >= 0 {
 		w.errEvents.Add(1)
 		if indexOf(data, `"SlowConsumer"`) >= 0 {
@@ -424,26 +402,6 @@ func (w *worker) data(st *sseState, data []byte) {
 		w.lat.record(now.Sub(pub))
 	}
 }
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
-}
-
-// trimSpace1 drops the one space after a field's colon, as SSE does.
-func trimSpace1(b []byte) []byte {
-	if len(b) > 0 && b[0] == ' ' {
-		return b[1:]
-	}
-	return b
-}
-
-func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }
 
 // indexOf is bytes.Index for a string needle, without converting.
 func indexOf(b []byte, s string) int {

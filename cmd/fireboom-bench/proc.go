@@ -19,8 +19,9 @@ const clockTicks = 100
 
 // procSample is one reading of a process's counters.
 type procSample struct {
-	cpu time.Duration // utime + stime
-	rss int64         // bytes
+	cpu       time.Duration // utime + stime
+	user, sys time.Duration // utime and stime apart; zero when only cpu is known (from /metrics)
+	rss       int64         // bytes
 }
 
 // gatewayProbe reads the gateway's CPU, RSS and metrics: from /proc when
@@ -68,7 +69,8 @@ func readProc(pid int) (procSample, error) {
 	if err1 != nil || err2 != nil {
 		return s, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
-	s.cpu = time.Duration(ut+st) * time.Second / clockTicks
+	s.user, s.sys = time.Duration(ut)*time.Second/clockTicks, time.Duration(st)*time.Second/clockTicks
+	s.cpu = s.user + s.sys
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

@@ -49,7 +49,6 @@ type report struct {
 	ErrorEvents      int64   `json:"errorEvents"`
 	SlowCut          int64   `json:"slowConsumerCuts"`
 	GatewayCut       float64 `json:"gatewaySlowConsumerCutoffs"`
-	Heartbeats       int64   `json:"heartbeats"`
 
 	P50MS float64 `json:"p50Ms"`
 	P99MS float64 `json:"p99Ms"`
@@ -65,6 +64,10 @@ type report struct {
 	StackInuse        float64 `json:"stackInuseBytes"`   // go_memstats_stack_inuse_bytes
 	GatewayCPUSeconds float64 `json:"gatewayCpuSeconds"` // over the hold
 	CPUPerEventUS     float64 `json:"cpuPerEventUs"`
+	// User and system CPU per delivered event apart (utime and stime of
+	// /proc/<pid>/stat); zero when the gateway's pid is unknown.
+	UserPerEventUS float64 `json:"userPerEventUs"`
+	SysPerEventUS  float64 `json:"sysPerEventUs"`
 	ToolCPUSeconds    float64 `json:"toolCpuSeconds"`    // client workers, over the hold
 	MachineCPUPercent float64 `json:"machineCpuPercent"` // all cores, over the hold
 	// MachineIdleLoadPercent is the machine's load before any client
@@ -90,7 +93,6 @@ func (r *report) fill(ws []workerMsg, held time.Duration, s0, s1 procSample, m0,
 		r.Gaps += w.Gaps
 		r.ErrorEvents += w.Errors
 		r.SlowCut += w.SlowCut
-		r.Heartbeats += w.Heartbeats
 		for k, v := range w.Failures {
 			r.Failures[k] += v
 		}
@@ -122,6 +124,8 @@ func (r *report) fill(ws []workerMsg, held time.Duration, s0, s1 procSample, m0,
 	r.GatewayCPUSeconds = (s1.cpu - s0.cpu).Seconds()
 	if r.Deliveries > 0 {
 		r.CPUPerEventUS = r.GatewayCPUSeconds * 1e6 / float64(r.Deliveries)
+		r.UserPerEventUS = (s1.user - s0.user).Seconds() * 1e6 / float64(r.Deliveries)
+		r.SysPerEventUS = (s1.sys - s0.sys).Seconds() * 1e6 / float64(r.Deliveries)
 	}
 }
 
@@ -176,6 +180,9 @@ func (r *report) print(w io.Writer) {
 	cpu := fmt.Sprintf("%.2f s over %.1fs (%.0f%% of one core)", r.GatewayCPUSeconds, r.HeldSeconds, 100*r.GatewayCPUSeconds/r.HeldSeconds)
 	if r.Deliveries > 0 {
 		cpu += fmt.Sprintf(" → %.2f µs per delivered event", r.CPUPerEventUS)
+		if r.UserPerEventUS+r.SysPerEventUS > 0 {
+			cpu += fmt.Sprintf(" (%.2f user + %.2f system)", r.UserPerEventUS, r.SysPerEventUS)
+		}
 	}
 	line("gateway CPU (hold)", "%s", cpu)
 	line("load tool CPU (hold)", "%.2f s; machine busy %.0f%% of all cores (%.0f%% before the clients)",

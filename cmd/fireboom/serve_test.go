@@ -211,8 +211,8 @@ func TestStartAndSIGTERM(t *testing.T) {
 
 	p.signal(t, syscall.SIGTERM)
 	sent := time.Now()
-	ending := "retry: 1000\n\nevent: done\ndata: done\n\n"
-	events := `(id: \S+\ndata: \{"data":\{"countdown":\d+\}\}\n\n|:\n\n)*`
+	ending := "retry: 1000\n\n" // no done: EventSource reconnects elsewhere (CONTRACT §8)
+	events := `(id: \S+\ndata: \{"data":\{"countdown":\d+\}\}\n\n|: ping\n\n)*`
 	for name, c := range map[string]struct {
 		seen string
 		r    *bufio.Reader
@@ -353,9 +353,9 @@ func TestSIGHUP(t *testing.T) {
 		if resp.StatusCode != 200 {
 			return false
 		}
-		b := make([]byte, 6)
+		b := make([]byte, 14)
 		_, err = io.ReadFull(resp.Body, b)
-		return err == nil && string(b) == ":\n\n:\n\n"
+		return err == nil && string(b) == ": ping\n\n: ping\n\n"
 	})
 
 	// A broken config: logged, nothing else changes.
