@@ -66,8 +66,8 @@ type report struct {
 	CPUPerEventUS     float64 `json:"cpuPerEventUs"`
 	// User and system CPU per delivered event apart (utime and stime of
 	// /proc/<pid>/stat); zero when the gateway's pid is unknown.
-	UserPerEventUS float64 `json:"userPerEventUs"`
-	SysPerEventUS  float64 `json:"sysPerEventUs"`
+	UserPerEventUS    float64 `json:"userPerEventUs"`
+	SysPerEventUS     float64 `json:"sysPerEventUs"`
 	ToolCPUSeconds    float64 `json:"toolCpuSeconds"`    // client workers, over the hold
 	MachineCPUPercent float64 `json:"machineCpuPercent"` // all cores, over the hold
 	// MachineIdleLoadPercent is the machine's load before any client
