@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	gosse "github.com/tmaxmax/go-sse"
 )
 
 // tally adds up what every client saw.
@@ -117,43 +118,27 @@ func (c *client) once(ctx context.Context) {
 	c.t.mu.Unlock()
 	want := 1 + c.rnd.IntN(c.maxEvents)
 	got := 0
-	var id, name string
-	var data strings.Builder
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 16<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line != "" {
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "id":
-				id = value
-			case "event":
-				name = value
-			case "data":
-				data.WriteString(value)
-			}
-			continue
+	for e, err := range gosse.Read(resp.Body, &gosse.ReadConfig{MaxEventSize: 1 << 20}) {
+		if err != nil {
+			break
 		}
-		// A blank line dispatches the event.
 		switch {
-		case name == "gap":
-			c.gap(data.String())
-		case name == "done":
+		case e.Type == "gap":
+			c.gap(e.Data)
+		case e.Type == "done":
 			c.end("done")
 			return
-		case id == "" && data.Len() > 0:
-			c.end(errorCode(data.String()))
-		case data.Len() > 0:
-			c.next(id, data.String())
+		case strings.HasPrefix(e.Data, `{"errors"`):
+			// The gateway's errors carry no id (e.LastEventID is the one
+			// before, as EventSource keeps it) and end the stream.
+			c.end(errorCode(e.Data))
+		case e.Data != "":
+			c.next(e.LastEventID, e.Data)
 			got++
 			if got >= want {
 				return // the client leaves
 			}
 		}
-		id, name = "", ""
-		data.Reset()
 	}
 	if ctx.Err() == nil {
 		c.end("closed")
