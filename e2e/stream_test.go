@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	gosse "github.com/tmaxmax/go-sse"
 )
 
 // secureOps writes an operations folder with one guarded subscription (the
@@ -105,13 +106,17 @@ func TestStatsPanel(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("/_/stats Content-Type %q", ct)
 	}
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
+	var line string
+	for e, err := range gosse.Read(resp.Body, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		line = e.Data
+		break
 	}
+	resp.Body.Close()
 	var sample map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &sample); err != nil {
+	if err := json.Unmarshal([]byte(line), &sample); err != nil {
 		t.Fatalf("first /_/stats line %q: %v", line, err)
 	}
 	for _, k := range []string{"openStreams", "upstreamConnections", "upstreamSubscriptions", "eventsIn", "eventsOut"} {

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/fireboom/fireboom/upstream/demo"
 )
@@ -59,42 +62,36 @@ func openSSE(t testing.TB, url string, header ...string) *sseStream {
 func (s *sseStream) read() {
 	defer close(s.done)
 	r := bufio.NewReader(s.resp.Body)
-	var ev sseEvent
 	var raw strings.Builder
-	var data []string
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return
 		}
+		if strings.HasPrefix(line, ":") && raw.Len() == 0 {
+			continue // a heartbeat is not part of any event
+		}
 		raw.WriteString(line)
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			if len(data) > 0 || ev.Event != "" || ev.Retry != "" || ev.HasID {
-				ev.Data = strings.Join(data, "\n")
-				ev.Raw = raw.String()
-				s.events <- ev
+		if line != "\n" {
+			continue
+		}
+		// A blank line ends the block: its fields as go-sse reads them.
+		ev := sseEvent{Raw: raw.String()}
+		raw.Reset()
+		var m gosse.Message
+		if m.UnmarshalText([]byte(ev.Raw)) != nil {
+			continue
+		}
+		ev.ID, ev.HasID, ev.Event = m.ID.String(), m.ID.IsSet(), m.Type.String()
+		if m.Retry > 0 {
+			ev.Retry = strconv.FormatInt(m.Retry.Milliseconds(), 10)
+		}
+		for e, err := range gosse.Read(strings.NewReader(ev.Raw), nil) {
+			if err == nil {
+				ev.Data = e.Data
 			}
-			ev, data = sseEvent{}, nil
-			raw.Reset()
-			continue
 		}
-		if strings.HasPrefix(line, ":") {
-			raw.Reset() // a heartbeat is not part of any event
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			ev.ID, ev.HasID = value, true
-		case "event":
-			ev.Event = value
-		case "data":
-			data = append(data, value)
-		case "retry":
-			ev.Retry = value
-		}
+		s.events <- ev
 	}
 }
 

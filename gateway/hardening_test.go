@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	gosse "github.com/tmaxmax/go-sse"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/fireboom/fireboom/topic"
@@ -398,14 +400,14 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 			read.Add(1)
 			go func() {
 				defer read.Done()
-				sc := bufio.NewScanner(resp.Body)
-				sc.Buffer(make([]byte, 64<<10), 64<<10)
-				for sc.Scan() {
-					switch l := sc.Text(); {
-					case strings.HasPrefix(l, "id: "):
-						events.Add(1)
-					case l == "event: gap":
+				for e, err := range gosse.Read(resp.Body, nil) {
+					switch {
+					case err != nil:
+						return
+					case e.Type == "gap":
 						gaps.Add(1)
+					case e.Type == "":
+						events.Add(1)
 					}
 				}
 			}()
