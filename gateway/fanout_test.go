@@ -86,7 +86,7 @@ func (s *sseStream) read() {
 		if m.Retry > 0 {
 			ev.Retry = strconv.FormatInt(m.Retry.Milliseconds(), 10)
 		}
-		for e, err := range gosse.Read(strings.NewReader(ev.Raw), nil) {
+		for e, err := range gosse.Read(strings.NewReader(ev.Raw), &gosse.ReadConfig{MaxEventSize: len(ev.Raw) + 1}) {
 			if err == nil {
 				ev.Data = e.Data
 			}

@@ -353,7 +353,7 @@ func TestSIGHUP(t *testing.T) {
 		if resp.StatusCode != 200 {
 			return false
 		}
-		b := make([]byte, 14)
+		b := make([]byte, 16)
 		_, err = io.ReadFull(resp.Body, b)
 		return err == nil && string(b) == ": ping\n\n: ping\n\n"
 	})
