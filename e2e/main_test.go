@@ -211,7 +211,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	t.Cleanup(func() {
 		client.CloseIdleConnections()
-		g.BeginShutdown() // every open stream ends with done
+		g.BeginShutdown() // every open stream ends (SSE: a retry hint, no done)
 		srv.Close()
 		_ = g.Close()
 		if t.Failed() {

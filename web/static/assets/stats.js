@@ -2,7 +2,8 @@
 // second: {"openStreams","upstreamConnections","upstreamSubscriptions",
 // "eventsIn","eventsOut","time"}; the events are totals since start, so
 // per-second rates are computed here from consecutive samples. On shutdown
-// the gateway sends "event: done".
+// the gateway ends the stream with a retry hint and no done: the browser
+// reconnects by itself, to the next instance behind the balancer.
 
 import {h, svg} from './dom.js';
 
@@ -84,13 +85,6 @@ export function mountStats(container) {
     clearTimeout(retry);
     es = new EventSource('/_/stats');
     es.addEventListener('open', () => { status.textContent = 'live'; status.dataset.state = 'live'; });
-    // The gateway is shutting down: the browser reconnects by itself, to
-    // this gateway once it is back (totals restart, so no rate across it).
-    es.addEventListener('done', () => {
-      status.textContent = 'gateway restarting…';
-      status.dataset.state = 'off';
-      prev = null;
-    });
     es.addEventListener('message', (e) => {
       try {
         const d = JSON.parse(e.data);
@@ -106,8 +100,12 @@ export function mountStats(container) {
         prev = null;
         retry = setTimeout(connect, 5000);
       } else {
+        // The connection dropped (a gateway restart ends it so): the
+        // browser reconnects, possibly to another instance whose totals
+        // differ, so no rate is computed across it.
         status.textContent = 'reconnecting…';
         status.dataset.state = 'off';
+        prev = null;
       }
     });
   }
