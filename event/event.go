@@ -69,8 +69,10 @@ type Format uint8
 
 // The formats a stream writer frames events in.
 const (
-	FormatSSE  Format = iota // text/event-stream
-	FormatJSON               // the JSON stream
+	FormatSSE         Format = iota // text/event-stream
+	FormatJSON                      // the JSON stream
+	FormatSSEChunked                // text/event-stream as one HTTP/1.1 chunk
+	FormatJSONChunked               // the JSON stream as one HTTP/1.1 chunk
 	numFormats
 )
 

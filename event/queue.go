@@ -59,6 +59,30 @@ type Queue struct {
 	// extraEvents and extraBytes raise the limits by what Backfill queued,
 	// until the next Take.
 	extraEvents, extraBytes int
+	// direct, when set, takes events straight from Push (see SetDirect).
+	direct func(*Event) int
+}
+
+// Results of a direct write (see SetDirect).
+const (
+	DirectRefused = iota // nothing was written: the event is queued as usual
+	DirectWritten        // the event was written whole
+	DirectHanded         // the writer took the event but needs its reader woken (a partial write, an error)
+)
+
+// SetDirect lets the reader take events straight from Push, in the pushing
+// goroutine: while nothing is queued, Push hands a non-terminal event to
+// direct instead of queueing it and waking the reader. It is called with
+// the queue's lock held, so it must never block (a non-blocking write to
+// the client's socket, or DirectRefused), and it sees events in Push order:
+// an event refused is queued, and no later event reaches direct before the
+// reader took it. This is the delivery hot path of a stream: a push and
+// one write, no goroutine woken. SetDirect(nil) turns it off; once it
+// returned, direct is not running and is never called again.
+func (q *Queue) SetDirect(direct func(*Event) int) {
+	q.mu.Lock()
+	q.direct = direct
+	q.mu.Unlock()
 }
 
 // NewQueue makes a queue with the given limits.
@@ -91,6 +115,17 @@ func (q *Queue) Push(e *Event) int {
 	if q.closed {
 		q.mu.Unlock()
 		return Closed
+	}
+	if q.direct != nil && q.head == len(q.events) && q.dropped == 0 && !e.Kind.Terminal() {
+		switch q.direct(e) {
+		case DirectWritten:
+			q.mu.Unlock()
+			return Queued
+		case DirectHanded:
+			q.mu.Unlock()
+			q.signal()
+			return Queued
+		}
 	}
 	res := Queued
 	if e.Kind.Terminal() {

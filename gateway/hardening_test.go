@@ -393,14 +393,16 @@ func TestHardeningUpstreamFloods(t *testing.T) {
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 
-			// A client that reads all the time, counting what it gets.
+			// A client that reads all the time, but slower than the flood
+			// comes (the gateway writes as fast as loopback takes it),
+			// counting what it gets.
 			resp := get(t, g.URL+"/operations/Countdown?from=3&wg_sse=true")
 			var events, gaps atomic.Int64
 			var read sync.WaitGroup
 			read.Add(1)
 			go func() {
 				defer read.Done()
-				for e, err := range gosse.Read(resp.Body, nil) {
+				for e, err := range gosse.Read(throttled{resp.Body}, nil) {
 					switch {
 					case err != nil:
 						return
@@ -490,4 +492,13 @@ func TestHardeningPanicRecovered(t *testing.T) {
 	if !strings.Contains(g.logs.String(), "handler panicked") {
 		t.Error("the panic was not logged")
 	}
+}
+
+// throttled reads at most 4 KiB a millisecond: a client slower than the
+// gateway can write.
+type throttled struct{ r io.Reader }
+
+func (t throttled) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return t.r.Read(p[:min(len(p), 4<<10)])
 }

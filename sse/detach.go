@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/fireboom/fireboom/event"
@@ -92,6 +93,18 @@ func (s *stream) runDetached(q *event.Queue) Result {
 			}
 		}
 	}()
+	// Direct writes need the socket itself: not through TLS, say.
+	if sc, ok := s.conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+			s.chunked = event.FormatJSONChunked
+			if s.sse {
+				s.chunked = event.FormatSSEChunked
+			}
+			q.SetDirect(s.tryDirect)
+			defer q.SetDirect(nil)
+		}
+	}
 	res := s.run(ctx, q)
 	if res.Reason != ReasonWriteFailed && res.Reason != ReasonClientGone {
 		// The end of the chunked body, so that the client sees a clean end.

@@ -49,8 +49,9 @@ type Options struct {
 	// done, so that EventSource reconnects and resumes with Last-Event-ID.
 	MaxLifetime time.Duration
 	// OnEvent, if set, is called for every queued event that was written to
-	// the client, after it was flushed, on the stream's goroutine. Keep it
-	// cheap: it runs on the delivery hot path.
+	// the client, after it was flushed: on the stream's goroutine, or on the
+	// pushing one for a direct write (see direct.go). Keep it cheap: it
+	// runs on the delivery hot path.
 	OnEvent func(e *event.Event)
 	// Detach, if set, lets an SSE or JSON stream on HTTP/1.1 outlive its
 	// handler, which frees what net/http holds per request (see
@@ -134,6 +135,17 @@ type stream struct {
 	head [20]byte
 	vec  [3][]byte
 	bufs net.Buffers
+
+	// Direct writes (see direct.go). wmu is held by the stream's goroutine
+	// whenever it is awake, and by a direct write; it guards every write
+	// to the client and the fields below, lastWrite, events and bytes.
+	wmu     sync.Mutex
+	raw     syscall.RawConn // the taken-over connection's, when direct writes are on
+	chunked event.Format    // the frame format a direct write sends
+	lifeAt  time.Time       // the lifetime cap; zero for none
+	pending []byte          // the rest of a chunk a direct write could not finish
+	werr    error           // a direct write failed: the stream ends
+	ended   bool            // run returned: no more direct writes
 }
 
 // Serve writes the events of q to w in opt.Mode until the stream ends, and
@@ -177,6 +189,13 @@ func (s *stream) finish(res Result, q *event.Queue) Result {
 }
 
 func (s *stream) run(ctx context.Context, q *event.Queue) Result {
+	// Awake, the goroutine holds wmu (see direct.go); it lets go of it
+	// only while it waits.
+	s.wmu.Lock()
+	defer func() {
+		s.ended = true
+		s.wmu.Unlock()
+	}()
 	if ctx.Err() != nil {
 		return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
 	}
@@ -195,10 +214,10 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 	// the heartbeat is due Heartbeat after the last write, which the timer
 	// checks when it fires (and then sleeps until the new due time).
 	s.lastWrite = now
-	var lifeAt time.Time
 	if s.opt.MaxLifetime > 0 {
-		lifeAt = now.Add(s.opt.MaxLifetime)
+		s.lifeAt = now.Add(s.opt.MaxLifetime)
 	}
+	lifeAt := s.lifeAt
 	beats := s.opt.Heartbeat > 0 && s.opt.Mode != Once
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -210,10 +229,16 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 
 	var batch []*event.Event
 	for {
+		s.wmu.Unlock()
 		select {
 		case <-ctx.Done():
+			s.wmu.Lock()
 			return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
 		case <-q.Ready():
+			s.wmu.Lock()
+			if err := s.settle(); err != nil {
+				return failed(err)
+			}
 			now := time.Now()
 			if s.expired(now) {
 				return s.expire()
@@ -225,6 +250,10 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 				return res
 			}
 		case <-timerC:
+			s.wmu.Lock()
+			if err := s.settle(); err != nil {
+				return failed(err)
+			}
 			now := time.Now()
 			switch {
 			case s.expired(now):
@@ -243,6 +272,10 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 			}
 			timer.Reset(s.nextDue(lifeAt, beats).Sub(now))
 		case <-s.opt.Shutdown:
+			s.wmu.Lock()
+			if err := s.settle(); err != nil {
+				return failed(err)
+			}
 			return s.leave(q, ReasonShutdown)
 		}
 	}
