@@ -342,15 +342,7 @@ func nonEmptyArray(b json.RawMessage) bool {
 // ends or runCtx is cancelled (stop).
 func (s *HTTPSubscription) run(ctx context.Context, body []byte, st *stream, sink event.Sink) {
 	log := s.cfg.Logger
-	next := func(raw []byte) {
-		var buf bytes.Buffer
-		buf.Grow(len(raw))
-		if err := json.Compact(&buf, raw); err != nil {
-			log.Debug("upstream sent a result that is not JSON", "protocol", s.cfg.Protocol, "err", err)
-			return
-		}
-		sink.Next(buf.Bytes())
-	}
+	next := compacted(sink.Next, log)
 	attempt := 0
 	for {
 		if st.final != nil {
@@ -393,6 +385,21 @@ func (s *HTTPSubscription) run(ctx context.Context, body []byte, st *stream, sin
 		case st.final == nil:
 			sink.Gap("reconnected")
 		}
+	}
+}
+
+// compacted returns a next that passes each result on to deliver on one
+// line (json.Compact, as the WebSocket path does), and drops one that is
+// not JSON.
+func compacted(deliver func([]byte), log *slog.Logger) func([]byte) {
+	return func(raw []byte) {
+		var buf bytes.Buffer
+		buf.Grow(len(raw))
+		if err := json.Compact(&buf, raw); err != nil {
+			log.Debug("upstream sent a result that is not JSON; dropped", "err", err)
+			return
+		}
+		deliver(buf.Bytes())
 	}
 }
 
