@@ -135,8 +135,11 @@ var errNotStreaming = errors.New("upstream: subscription not answered with a str
 // streaming content type), or once the upstream refused it with GraphQL
 // errors (a response that carries {"errors":[...]} instead of a stream,
 // such as graphql-sse's 400 for a document that does not parse; the sink
-// then gets them as its End), or with an error wrapping ErrUnavailable.
-// ctx bounds only the start.
+// then gets them as its End), or with an error wrapping ErrUnavailable
+// when the upstream cannot be reached or answers otherwise (the gateway
+// answers 502). ctx (and StartTimeout) bound only the start. A protocol
+// other than sse or multipart, or variables that are not JSON, are errors
+// of their own.
 //
 // The sink is written only from the goroutine Open starts, never from
 // within Open. stop ends the subscription: it cancels the request (which
@@ -208,10 +211,14 @@ func (st *stream) close() {
 func (s *HTTPSubscription) request(startCtx, runCtx context.Context, body []byte) (*stream, error) {
 	reqCtx, cancelReq := context.WithCancel(runCtx)
 	unwatch := context.AfterFunc(startCtx, cancelReq)
-	hr, err := newPost(reqCtx, s.cfg.URL, s.cfg.Header, s.req.Header, body)
-	if err != nil {
+	fail := func(err error) (*stream, error) {
+		unwatch()
 		cancelReq()
 		return nil, err
+	}
+	hr, err := newPost(reqCtx, s.cfg.URL, s.cfg.Header, s.req.Header, body)
+	if err != nil {
+		return fail(err)
 	}
 	if s.cfg.Protocol == ProtocolSSE {
 		hr.Header.Set("Accept", acceptSSE)
@@ -220,11 +227,10 @@ func (s *HTTPSubscription) request(startCtx, runCtx context.Context, body []byte
 	}
 	resp, err := s.cfg.HTTPClient.Do(hr)
 	if err != nil {
-		cancelReq()
 		if startCtx.Err() != nil && runCtx.Err() == nil {
 			err = fmt.Errorf("no response within the start timeout: %w", context.Cause(startCtx))
 		}
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fail(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	st := &stream{body: resp.Body, reader: resp.Body, cancel: cancelReq, started: time.Now()}
 	if ok := s.streaming(resp, st); !ok {
