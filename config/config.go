@@ -26,6 +26,7 @@ const (
 	DefaultUpstreamTimeout            = 30 * time.Second
 	DefaultReconnectTimeout           = 30 * time.Second
 	DefaultWriteTimeout               = 10 * time.Second
+	DefaultSubscriptionProtocol       = "ws"
 )
 
 // MinReconnectTimeout is the smallest upstream.reconnectTimeout: the first
@@ -75,9 +76,19 @@ type Config struct {
 type Upstream struct {
 	// URL is the GraphQL HTTP endpoint. Required unless Demo is set.
 	URL string `json:"url"`
-	// SubscriptionURL is the WebSocket endpoint (default: URL with
-	// http→ws, https→wss).
+	// SubscriptionURL is where subscriptions go: the WebSocket endpoint
+	// with SubscriptionProtocol "ws" (default: URL with http→ws,
+	// https→wss), the http(s) endpoint with "sse" or "multipart"
+	// (default: URL).
 	SubscriptionURL string `json:"subscriptionUrl"`
+	// SubscriptionProtocol is how the upstream streams subscriptions:
+	// "ws" (default: a WebSocket speaking graphql-transport-ws or
+	// graphql-ws), "sse" (GraphQL over SSE, the graphql-sse protocol's
+	// distinct connections mode, as GraphQL Yoga and Hot Chocolate serve)
+	// or "multipart" (Apollo's multipart HTTP subscriptions, as Apollo
+	// Router serves). With "sse" and "multipart" each upstream
+	// subscription is one HTTP request.
+	SubscriptionProtocol string `json:"subscriptionProtocol"`
 	// Demo starts the built-in demo GraphQL server in-process on a free
 	// loopback port and points the gateway at it.
 	Demo bool `json:"demo"`
@@ -257,8 +268,14 @@ func (c *Config) applyDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
+	if c.Upstream.SubscriptionProtocol == "" {
+		c.Upstream.SubscriptionProtocol = DefaultSubscriptionProtocol
+	}
 	if c.Upstream.SubscriptionURL == "" && c.Upstream.URL != "" {
-		c.Upstream.SubscriptionURL = WebSocketURL(c.Upstream.URL)
+		c.Upstream.SubscriptionURL = c.Upstream.URL
+		if c.Upstream.SubscriptionProtocol == "ws" {
+			c.Upstream.SubscriptionURL = WebSocketURL(c.Upstream.URL)
+		}
 	}
 	if c.Upstream.ReconnectTimeout == 0 {
 		c.Upstream.ReconnectTimeout = Duration(DefaultReconnectTimeout)
@@ -309,6 +326,13 @@ func (c *Config) validate() error {
 		bad("listen", "expected host:port, got %q", c.Listen)
 	}
 	u := c.Upstream
+	httpSubs := u.SubscriptionProtocol == "sse" || u.SubscriptionProtocol == "multipart"
+	switch {
+	case u.SubscriptionProtocol != "ws" && !httpSubs:
+		bad("upstream.subscriptionProtocol", `expected "ws", "sse" or "multipart", got %q`, u.SubscriptionProtocol)
+	case u.Demo && httpSubs:
+		bad("upstream.subscriptionProtocol", `the demo upstream serves subscriptions over "ws" only`)
+	}
 	switch {
 	case u.Demo && u.URL != "":
 		bad("upstream", `set either "demo" or "url", not both`)
@@ -318,7 +342,10 @@ func (c *Config) validate() error {
 		if !validURL(u.URL, "http", "https") {
 			bad("upstream.url", "expected an http(s) URL, got %q", u.URL)
 		}
-		if !validURL(u.SubscriptionURL, "ws", "wss") {
+		if httpSubs && !validURL(u.SubscriptionURL, "http", "https") {
+			bad("upstream.subscriptionUrl", "expected an http(s) URL with subscriptionProtocol %q, got %q",
+				u.SubscriptionProtocol, u.SubscriptionURL)
+		} else if u.SubscriptionProtocol == "ws" && !validURL(u.SubscriptionURL, "ws", "wss") {
 			bad("upstream.subscriptionUrl", "expected a ws(s) URL, got %q", u.SubscriptionURL)
 		}
 	}

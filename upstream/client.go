@@ -81,17 +81,10 @@ func (c *Client) Do(ctx context.Context, req Request) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(b))
+	hr, err := newPost(ctx, c.url, c.header, req.Header, b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, 0, err
 	}
-	for k, v := range c.header {
-		hr.Header[k] = append([]string(nil), v...)
-	}
-	for k, v := range req.Header {
-		hr.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
-	}
-	hr.Header.Set("Content-Type", "application/json")
 	if hr.Header.Get("Accept") == "" {
 		hr.Header.Set("Accept", "application/graphql-response+json, application/json")
 	}
@@ -117,6 +110,25 @@ func (c *Client) Do(ctx context.Context, req Request) ([]byte, int, error) {
 		}
 	}
 	return data, resp.StatusCode, nil
+}
+
+// newPost builds the POST of a GraphQL request body to url, as queries,
+// mutations and HTTP subscriptions all send it: the static upstream headers
+// first, then the request's own (forwarded) headers on top, then
+// Content-Type. The caller sets Accept. The error wraps ErrUnavailable.
+func newPost(ctx context.Context, url string, static, header http.Header, body []byte) (*http.Request, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for k, v := range static {
+		hr.Header[k] = append([]string(nil), v...)
+	}
+	for k, v := range header {
+		hr.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	return hr, nil
 }
 
 // isGraphQLResult reports whether b is a JSON object with "data" or
