@@ -29,6 +29,7 @@ type Gateway struct {
 	// httpClient carries queries, mutations and introspection upstream.
 	httpClient *http.Client
 	hub        *upstream.Hub              // upstream subscriptions over WebSocket
+	httpSubs   *upstream.HTTPSubConfig    // or over SSE or multipart; nil for WebSocket
 	topics     *topic.Hub                 // every shared stream: subscriptions, live queries
 	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
 	reg        registrySwap
@@ -139,6 +140,15 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		g.auth.Close()
 		cancel()
 		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	if p := cfg.Upstream.SubscriptionProtocol; p == upstream.ProtocolSSE || p == upstream.ProtocolMultipart {
+		// One request per subscription, on the upstream transport but
+		// without its timeout, which would cut every stream.
+		g.httpSubs = &upstream.HTTPSubConfig{
+			URL: cfg.Upstream.SubscriptionURL, Protocol: p, Header: staticHeaders(cfg),
+			ReconnectTimeout: cfg.Upstream.ReconnectTimeout.D(),
+			HTTPClient:       &http.Client{Transport: hc.Transport}, Logger: log,
+		}
 	}
 	g.liveCfg.Store(cfg)
 	tcfg := topic.Config{Logger: log}

@@ -182,7 +182,7 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request, c *call, st
 // serveSubscription joins (or opens) the topic of the upstream
 // subscription and streams it to the client in the requested mode.
 func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *call) {
-	src, err := g.hub.Subscription(c.req)
+	src, key, err := g.subscription(c.req)
 	if err != nil {
 		g.log.Warn("subscription could not be prepared", "operation", c.ep.Name, "err", err)
 		newError(http.StatusBadGateway, codeUnavailable, "the upstream could not be reached").write(w)
@@ -190,9 +190,24 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 	}
 	spec := topic.Spec{Kind: kindSubscription, Source: src, Replay: g.settings().Subscriptions.ReplayBuffer}
 	if c.ep.dedup {
-		spec.Key = src.Key()
+		spec.Key = key
 	}
 	g.openStream(w, r, c, spec, topic.JoinOptions{ReplayLast: c.ep.replayLast, LastEventID: lastEventID(r)})
+}
+
+// subscription makes the source of one upstream subscription, over the
+// upstream's subscription protocol (WebSocket, SSE or multipart), and its
+// topic key.
+func (g *Gateway) subscription(req upstream.Request) (topic.Source, string, error) {
+	if g.httpSubs != nil {
+		s := upstream.NewHTTPSubscription(*g.httpSubs, req)
+		return s, s.Key(), nil
+	}
+	s, err := g.hub.Subscription(req)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, s.Key(), nil
 }
 
 // Topic kinds, as labelled in topic stats.

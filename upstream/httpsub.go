@@ -126,6 +126,14 @@ func NewHTTPSubscription(cfg HTTPSubConfig, req Request) *HTTPSubscription {
 	return &HTTPSubscription{cfg: cfg.withDefaults(), req: req}
 }
 
+// Key is the subscription's identity: exactly what would be sent (URL,
+// forwarded headers, query, operation name, variables). Equal keys are the
+// same upstream subscription. It holds secrets: never log it.
+func (s *HTTPSubscription) Key() string {
+	body, _ := s.req.body() // a bad body fails Open; its key shares nothing
+	return connIdentity(s.cfg.URL, canonicalHeader(s.req.Header), nil) + "\x00" + string(body)
+}
+
 // errNotStreaming is why a response that is not a stream and carries no
 // GraphQL errors cannot serve the subscription.
 var errNotStreaming = errors.New("upstream: subscription not answered with a stream")

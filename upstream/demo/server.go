@@ -258,6 +258,10 @@ func (s *Server) newExecutor() *handler.Server {
 		ws.PingPongInterval = ka      // graphql-transport-ws: "ping", expecting "pong"
 	}
 	h.AddTransport(ws)
+	// GraphQL over SSE (graphql-sse's distinct connections), for
+	// upstream.subscriptionProtocol "sse": a POST that accepts
+	// text/event-stream. Before POST, which would take it otherwise.
+	h.AddTransport(transport.SSE{KeepAlivePingInterval: max(ka, 0)})
 	h.AddTransport(transport.Options{})
 	h.AddTransport(transport.GET{})
 	h.AddTransport(transport.POST{})
