@@ -100,8 +100,12 @@ func natsEnv(t *testing.T) *engineEnv {
 			}
 		},
 		receive: func(t *testing.T, ch string) func() string {
-			sub, err := natsClient(t, url).SubscribeSync(ch)
+			nc := natsClient(t, url)
+			sub, err := nc.SubscribeSync(ch)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil { // the server knows of it
 				t.Fatal(err)
 			}
 			return func() string {

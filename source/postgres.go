@@ -10,9 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// pgMaxPayload is PostgreSQL's limit on a NOTIFY payload (in the default
-// configuration): pg_notify refuses longer ones.
-const pgMaxPayload = 8000
+// pgMaxPayload is PostgreSQL's limit on a NOTIFY payload: in the default
+// configuration it "must be shorter than 8000 bytes", and pg_notify
+// refuses 8000 itself (checked against PostgreSQL 15).
+const pgMaxPayload = 7999
 
 // pgMaxChannel is the longest identifier PostgreSQL keeps (NAMEDATALEN-1);
 // LISTEN would silently truncate a longer channel name.
