@@ -63,3 +63,15 @@ func TestCheckEventsSchemaProblems(t *testing.T) {
 		t.Errorf("stderr %q", got)
 	}
 }
+
+// The example examples/postgres-notify checks clean (no upstream, no
+// database needed for that).
+func TestCheckPostgresNotifyExample(t *testing.T) {
+	var stdout, stderr syncBuffer
+	if code := run([]string{"check", "-config", "../../examples/postgres-notify/fireboom.json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if stdout.String() != "" || stderr.String() != "1 operation ok\n" {
+		t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+}
