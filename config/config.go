@@ -66,6 +66,11 @@ type Config struct {
 	// Operations holds per-operation settings, keyed by operation name
 	// ("chat/Messages").
 	Operations map[string]Operation `json:"operations"`
+	// Sources are the event sources (PostgreSQL, NATS, Redis) by name, as
+	// @listen and @publish name them (default: none).
+	Sources map[string]Source `json:"sources"`
+	// Events declares the GraphQL schema of the event sources.
+	Events Events `json:"events"`
 
 	// Dir is the folder of the config file; relative paths resolve
 	// against it. Not read from JSON.
@@ -336,8 +341,8 @@ func (c *Config) validate() error {
 	switch {
 	case u.Demo && u.URL != "":
 		bad("upstream", `set either "demo" or "url", not both`)
-	case !u.Demo && u.URL == "":
-		bad("upstream.url", `required (or set "demo": true)`)
+	case !u.Demo && u.URL == "" && c.Events.SchemaFile == "":
+		bad("upstream.url", `required (or set "demo": true, or serve event sources alone with "events": {"schemaFile": ...})`)
 	case u.URL != "":
 		if !validURL(u.URL, "http", "https") {
 			bad("upstream.url", "expected an http(s) URL, got %q", u.URL)
@@ -400,6 +405,7 @@ func (c *Config) validate() error {
 			bad(fmt.Sprintf("trustedProxies[%d]", i), "expected an IP address or a CIDR prefix such as 10.0.0.0/8, got %q", p)
 		}
 	}
+	c.validateSources(bad)
 	if c.Limits.MaxBodyBytes < 0 {
 		bad("limits.maxBodyBytes", "must not be negative")
 	}
@@ -423,6 +429,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.OperationsDir = abs(c.OperationsDir)
 	c.Upstream.SchemaFile = abs(c.Upstream.SchemaFile)
+	c.Events.SchemaFile = abs(c.Events.SchemaFile)
 }
 
 // ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address

@@ -104,16 +104,17 @@ func pendingNames(dir string) map[string]bool {
 // LoadOperations reads the upstream schema of cfg once and loads every
 // operation of cfg.OperationsDir against it, as the gateway does, for the
 // commands that work without serving (`fireboom check`, `fireboom
-// openapi`). ops holds internal operations too; problems are the files
-// that do not load. The error is the schema's.
+// openapi`). ops holds internal operations too; problems are the events
+// schema's (events.schemaFile) and the files that do not load. The error
+// is the schema's.
 func LoadOperations(ctx context.Context, cfg *config.Config) (*ast.Schema, []*operation.Operation, []operation.Problem, error) {
 	client := upstream.NewClient(cfg.Upstream.URL, staticHeaders(cfg), &http.Client{Timeout: cfg.Upstream.Timeout.D()})
-	schema, err := fetchSchema(ctx, cfg, client)
+	schema, evProblems, err := fetchSchema(ctx, cfg, client)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading the upstream schema: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading the schema: %w", err)
 	}
 	ops, problems := operation.LoadDir(cfg.OperationsDir, schema)
-	return schema, ops, problems, nil
+	return schema, ops, append(evProblems, problems...), nil
 }
 
 // UnknownOperations lists, sorted, the keys of cfg.Operations (the
@@ -130,15 +131,38 @@ func UnknownOperations(cfg *config.Config, exists func(name string) bool) []stri
 	return unknown
 }
 
-// fetchSchema reads the upstream schema: from the SDL file when configured,
-// else by introspection.
-func fetchSchema(ctx context.Context, cfg *config.Config, client *upstream.Client) (*ast.Schema, error) {
+// fetchSchema reads the schema operations compile against: the upstream's
+// (from the SDL file when configured, else by introspection; none without
+// an upstream) extended by events.schemaFile. problems are the events
+// schema's; with any, the schema is the upstream's alone (see
+// operation.BuildSchema).
+func fetchSchema(ctx context.Context, cfg *config.Config, client *upstream.Client) (*ast.Schema, []operation.Problem, error) {
+	var base *ast.Source
+	if cfg.HasUpstream() {
+		var err error
+		if base, err = fetchUpstreamSDL(ctx, cfg, client); err != nil {
+			return nil, nil, err
+		}
+	}
+	var events *operation.EventsSchema
+	if f := cfg.Events.SchemaFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("events schema: %w", err)
+		}
+		events = &operation.EventsSchema{File: f, SDL: b, Sources: cfg.SourceKinds()}
+	}
+	return operation.BuildSchema(base, events)
+}
+
+// fetchUpstreamSDL reads the upstream schema as SDL.
+func fetchUpstreamSDL(ctx context.Context, cfg *config.Config, client *upstream.Client) (*ast.Source, error) {
 	if cfg.Upstream.SchemaFile != "" {
 		b, err := os.ReadFile(cfg.Upstream.SchemaFile)
 		if err != nil {
 			return nil, err
 		}
-		return operation.ParseSchemaSDL(string(b))
+		return &ast.Source{Name: cfg.Upstream.SchemaFile, Input: string(b)}, nil
 	}
 	body, status, err := client.Do(ctx, upstream.Request{Query: operation.IntrospectionQuery, OperationName: "IntrospectionQuery"})
 	if err != nil {
@@ -147,7 +171,11 @@ func fetchSchema(ctx context.Context, cfg *config.Config, client *upstream.Clien
 	if status/100 != 2 {
 		return nil, fmt.Errorf("%w: introspection answered HTTP %d", upstream.ErrUnavailable, status)
 	}
-	return operation.SchemaFromIntrospection(body)
+	sdl, err := operation.SDLFromIntrospection(body)
+	if err != nil {
+		return nil, err
+	}
+	return &ast.Source{Name: "introspection.graphql", Input: sdl}, nil
 }
 
 // schemaLoader fetches the schema until it succeeds, with backoff, then
@@ -174,7 +202,7 @@ func (g *Gateway) schemaLoader(ctx context.Context) {
 func (g *Gateway) loadSchema(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	schema, err := fetchSchema(cctx, g.cfg, g.client)
+	schema, evProblems, err := fetchSchema(cctx, g.cfg, g.client)
 	if err != nil {
 		return err
 	}
@@ -182,7 +210,9 @@ func (g *Gateway) loadSchema(ctx context.Context) error {
 	// Reload cannot install a registry built without this schema.
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	g.installLocked(buildRegistry(g.cfg.OperationsDir, schema, g.settings().Operations))
+	reg := buildRegistry(g.cfg.OperationsDir, schema, g.settings().Operations)
+	reg.problems = append(evProblems, reg.problems...)
+	g.installLocked(reg)
 	return nil
 }
 

@@ -73,7 +73,7 @@ func (g *Gateway) refreshSchemaOnReconnect(ctx context.Context, reconnected <-ch
 func (g *Gateway) refreshSchema(ctx context.Context) error {
 	if cur := g.reg.Load().schema; cur != nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		schema, err := fetchSchema(cctx, g.cfg, g.client)
+		schema, _, err := fetchSchema(cctx, g.cfg, g.client)
 		cancel()
 		if err != nil {
 			return err

@@ -95,7 +95,7 @@ func Compile(name, file string, src []byte, schema *ast.Schema) (op *Operation, 
 		return nil, []Problem{problemAt(file, nil, "%v", err)}
 	}
 	if schema == nil {
-		return nil, []Problem{problemAt(file, nil, "no upstream schema to validate against")}
+		return nil, []Problem{problemAt(file, nil, "no schema to validate against (the upstream schema is not loaded, and no events schema is)")}
 	}
 
 	doc, err := parser.ParseQuery(&ast.Source{Name: file, Input: string(src)})
@@ -125,12 +125,18 @@ func Compile(name, file string, src []byte, schema *ast.Schema) (op *Operation, 
 		return nil, problems
 	}
 
+	if probs := op.checkMixed(file, od, doc.Fragments); len(probs) > 0 {
+		return nil, probs
+	}
 	if errs := validator.ValidateWithRules(schema, doc, nil); len(errs) > 0 {
 		for _, e := range errs {
 			problems = append(problems, gqlErrorProblem(file, e))
 		}
 		sortProblems(problems)
 		return nil, problems
+	}
+	if probs := op.compileEvent(file, od, doc.Fragments); len(probs) > 0 {
+		return nil, probs
 	}
 	if op.Kind == Subscription {
 		if keys := responseKeys(od.SelectionSet, doc.Fragments, map[string]bool{}); len(keys) > 1 {
@@ -146,6 +152,9 @@ func Compile(name, file string, src []byte, schema *ast.Schema) (op *Operation, 
 	var buf bytes.Buffer
 	formatter.NewFormatter(&buf, formatter.WithIndent("  "), formatter.WithoutDescription()).FormatQueryDocument(doc)
 	op.Query = strings.TrimSpace(buf.String())
+	if op.Event != nil {
+		op.Event.query = op.Query
+	}
 
 	if probs := op.buildVariables(file, od); len(probs) > 0 {
 		return nil, probs

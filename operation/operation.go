@@ -40,6 +40,9 @@ type Operation struct {
 	// Variables describes every declared variable in declaration order,
 	// claim variables included (see VariableInfo.FromClaim).
 	Variables []VariableInfo
+	// Event is set when an event source serves the operation instead of
+	// the upstream: a @listen subscription or a @publish mutation.
+	Event *EventOp
 
 	schema *ast.Schema
 	vars   map[string]*VariableInfo // all variables by name
