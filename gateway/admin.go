@@ -59,8 +59,8 @@ func (g *Gateway) handleIndex(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"operations": list})
 }
 
-// handleReady answers 200 when the upstream is reachable and the
-// operations are loaded, else 503 (also once a graceful shutdown began,
+// handleReady answers 200 when the upstream and every event source are
+// reachable and the operations are loaded, else 503 naming what is not (also once a graceful shutdown began,
 // so that a load balancer stops sending new clients).
 func (g *Gateway) handleReady(w http.ResponseWriter, _ *http.Request) {
 	unavailable := func(reason string) {
@@ -72,8 +72,10 @@ func (g *Gateway) handleReady(w http.ResponseWriter, _ *http.Request) {
 		unavailable("shutting down")
 	case reg.schema == nil:
 		unavailable("the upstream schema is not loaded yet")
-	case !g.ready.upstreamUp(g.client):
+	case g.cfg.HasUpstream() && !g.ready.upstreamUp(g.client):
 		unavailable("the upstream is unreachable")
+	case g.sources != nil && g.sources.Ready() != nil:
+		unavailable(g.sources.Ready().Error())
 	case g.shuttingDown(): // began while the probe waited
 		unavailable("shutting down")
 	default:

@@ -11,13 +11,45 @@ import (
 	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/operation"
 	"github.com/fireboom/fireboom/source"
+	"github.com/fireboom/fireboom/topic"
 )
 
-// The wiring of event sources (CONTRACT §10), in pieces the routes call:
-// newSources at start-up, eventStream for a @listen subscription before
-// its stream starts, publishEvent for a @publish mutation, eventError for
-// every failure of either. /ready asks sources.Ready(); /metrics registers
-// sources.Collector().
+// The wiring of event sources (CONTRACT §10): newSources at start-up,
+// serveEventSubscription for a @listen subscription (a topic like any
+// other, whose source is the event source's stream), servePublish for a
+// @publish mutation, eventError for every failure of either. /ready asks
+// sources.Ready(); /metrics registers sources.Collector().
+
+// serveEventSubscription streams a @listen subscription: identical
+// requests (same source, channel, filter and selection) share one topic,
+// so a message is filtered and shaped once, then fanned out.
+func (g *Gateway) serveEventSubscription(w http.ResponseWriter, r *http.Request, c *call) {
+	st, key, aerr := eventStream(g.sources, c.ep.Event, c.req.Variables)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	spec := topic.Spec{Kind: kindSource, Source: st, Replay: g.settings().Subscriptions.ReplayBuffer}
+	if c.ep.dedup {
+		spec.Key = key
+	}
+	g.openStream(w, r, c, spec, topic.JoinOptions{ReplayLast: c.ep.replayLast, LastEventID: lastEventID(r)})
+}
+
+// servePublish runs a @publish mutation: 200 with
+// {"data":{"<field>":{"success":true}}} once the source took the payload.
+func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request, c *call) {
+	body, aerr := publishEvent(r.Context(), g.sources, c.ep.Event, c.req.Variables)
+	if aerr != nil {
+		if aerr.status >= 500 {
+			g.log.Warn("publish failed", "operation", c.ep.Name, "code", aerr.Code)
+		}
+		aerr.write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
 
 // newSources starts the event sources of cfg, each connecting in the
 // background; nil without any. Close it on shutdown, after the streams.

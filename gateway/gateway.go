@@ -15,6 +15,7 @@ import (
 
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
+	"github.com/fireboom/fireboom/source"
 	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
@@ -28,7 +29,8 @@ type Gateway struct {
 	client *upstream.Client
 	// httpClient carries queries, mutations and introspection upstream.
 	httpClient *http.Client
-	hub        *upstream.Hub              // upstream subscriptions over WebSocket
+	hub        *upstream.Hub              // upstream subscriptions over WebSocket; nil without an upstream
+	sources    *source.Set                // event sources (PostgreSQL, NATS, Redis); nil without any
 	httpSubs   *upstream.HTTPSubConfig    // or over SSE or multipart; nil for WebSocket
 	topics     *topic.Hub                 // every shared stream: subscriptions, live queries
 	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
@@ -135,11 +137,18 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	if opt.TuneHub != nil {
 		opt.TuneHub(&hubCfg)
 	}
-	g.hub, err = upstream.NewHub(hubCfg)
-	if err != nil {
+	if cfg.HasUpstream() { // else event sources alone: no hub
+		g.hub, err = upstream.NewHub(hubCfg)
+		if err != nil {
+			g.auth.Close()
+			cancel()
+			return nil, fmt.Errorf("upstream: %w", err)
+		}
+	}
+	if g.sources, err = newSources(cfg, log); err != nil {
 		g.auth.Close()
 		cancel()
-		return nil, fmt.Errorf("upstream: %w", err)
+		return nil, fmt.Errorf("sources: %w", err)
 	}
 	if p := cfg.Upstream.SubscriptionProtocol; p == upstream.ProtocolSSE || p == upstream.ProtocolMultipart {
 		// One request per subscription, on the upstream transport but
@@ -243,6 +252,9 @@ func (g *Gateway) Close() error {
 	g.waitStreams()
 	g.topics.Close() // stops every source: completes upstream subscriptions
 	err := g.hub.Close()
+	if g.sources != nil {
+		g.sources.Close()
+	}
 	g.auth.Close()
 	g.httpClient.CloseIdleConnections()
 	return err

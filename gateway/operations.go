@@ -47,11 +47,16 @@ func (g *Gateway) handleOperation(w http.ResponseWriter, r *http.Request) {
 		aerr.write(w)
 		return
 	}
-	if c.ep.Kind == operation.Subscription {
+	switch {
+	case c.ep.Event != nil && c.ep.Event.Publish:
+		g.servePublish(w, r, c)
+	case c.ep.Event != nil:
+		g.serveEventSubscription(w, r, c)
+	case c.ep.Kind == operation.Subscription:
 		g.serveSubscription(w, r, c)
-		return
+	default:
+		g.serveQuery(w, r, c, start)
 	}
-	g.serveQuery(w, r, c, start)
 }
 
 // prepare resolves the endpoint, the identity and the variables.
@@ -214,6 +219,7 @@ func (g *Gateway) subscription(req upstream.Request) (topic.Source, string, erro
 const (
 	kindSubscription = "subscription"
 	kindLive         = "live"
+	kindSource       = "source"
 )
 
 func lastEventID(r *http.Request) string {

@@ -163,8 +163,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}, nil
 }
 
-// Stats returns a snapshot of the hub's counters.
+// Stats returns a snapshot of the hub's counters (zero on a nil Hub).
 func (h *Hub) Stats() HubStats {
+	if h == nil { // a gateway serving event sources alone has no hub
+		return HubStats{}
+	}
 	return HubStats{
 		Connections: h.st.conns.Load(), Subscriptions: h.st.subs.Load(),
 		EventsIn: h.st.in.Load(), Reconnects: h.st.reconnects.Load(),
@@ -264,6 +267,9 @@ func (h *Hub) dropLocked(o *op) {
 // goroutines. (The gateway stops the topics first, which completes them.)
 // It is safe to call more than once.
 func (h *Hub) Close() error {
+	if h == nil {
+		return nil
+	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
