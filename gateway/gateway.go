@@ -34,6 +34,7 @@ type Gateway struct {
 	reg        registrySwap
 	router     chi.Router
 	met        *metrics
+	cert       *certificate // the TLS certificate; nil without tls (see server.go)
 
 	// shutdown is closed when the server begins a graceful shutdown, so
 	// every open stream ends with done.
@@ -97,6 +98,10 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout.D(), Transport: tr}
 	}
+	cert, err := loadCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
 		cfg:        cfg,
@@ -105,12 +110,12 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		shutdown:   make(chan struct{}),
 		cancel:     cancel,
 		proxies:    newProxies(cfg.TrustedProxies),
+		cert:       cert,
 	}
 	g.bodyTimeout = opt.BodyTimeout
 	if g.bodyTimeout <= 0 {
 		g.bodyTimeout = bodyReadTimeout
 	}
-	var err error
 	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {
 		log.Warn("JWKS refresh failed", "err", err)
 	})}, opt.AuthOptions...)...)
@@ -150,6 +155,9 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	g.router = g.routes()
 	if cfg.Dev && cfg.Auth.JWT.Secret != "" && !loopback(cfg.Listen) {
 		log.Warn(`"dev": true lets anyone who reaches ` + cfg.Listen + ` mint tokens at POST /_/token; use it on loopback only`)
+	}
+	if cert != nil {
+		g.logCertificate("serving TLS", cert.cur.Load().Leaf)
 	}
 	g.watch(ctx)
 	g.wg.Add(1)

@@ -27,7 +27,7 @@ type Cert struct {
 }
 
 // New makes a certificate for hosts (DNS names or IP addresses; default
-// 127.0.0.1, ::1 and localhost), valid from an hour ago for a day, with an
+// 127.0.0.1, ::1 and localhost), valid from an hour ago for 30 days, with an
 // ECDSA P-256 key.
 func New(hosts ...string) (*Cert, error) {
 	if len(hosts) == 0 {
@@ -46,7 +46,7 @@ func New(hosts ...string) (*Cert, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"fireboom self-signed"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(30 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
