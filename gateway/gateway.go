@@ -148,7 +148,7 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	g.met = newMetrics(g)
 	if err := g.loadSchema(ctx); err != nil {
 		log.Warn("upstream unreachable at start: operations answer 502 until its schema can be read", "url", cfg.Upstream.URL, "err", err)
-		g.install(buildRegistry(cfg.OperationsDir, nil, cfg.Operations))
+		g.install(buildRegistry(cfg.OperationsDir, nil, cfg))
 		g.wg.Add(1)
 		go g.schemaLoader(ctx)
 	}

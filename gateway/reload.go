@@ -194,7 +194,7 @@ func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	cur := g.reg.Load()
-	next := buildRegistry(g.cfg.OperationsDir, cur.schema, g.settings().Operations)
+	next := buildRegistry(g.cfg.OperationsDir, cur.schema, g.settings())
 	var kept []string
 	var errs []error
 	for _, p := range next.problems {

@@ -27,13 +27,17 @@ func servedSerial(t *testing.T, addr string) *big.Int {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
+// hupConfig has auth.jwt, so that every operation loads and a reload
+// reports no problem.
+const hupConfig = `, "auth": {"jwt": {"secret": "s3cret"}}, "subscriptions": {"heartbeat": "1h"}`
+
 // SIGHUP's ReloadConfig re-reads the certificate files: new connections
 // get the new certificate while open streams, on connections made with the
 // old one, keep flowing. A file that does not load keeps the running
 // certificate and says why; turning TLS off needs a restart.
 func TestCertificateReloadKeepsStreams(t *testing.T) {
 	d := startDemo(t, demo.Options{})
-	h := newH2Gateway(t, d, "tls", `, "subscriptions": {"heartbeat": "1h"}`)
+	h := newH2Gateway(t, d, "tls", hupConfig)
 	addr := strings.TrimPrefix(h.URL, "https://")
 	stream := readSSE(t, h.open2(t, "/operations/chat/MessageCreated?room=hup&wg_sse=true"))
 	awaitUpstreamSubs(t, d, 1)
@@ -55,7 +59,7 @@ func TestCertificateReloadKeepsStreams(t *testing.T) {
 	}
 	write(h.files.CertFile, renewed.CertPEM)
 	write(h.files.KeyFile, renewed.KeyPEM)
-	if restart, err := h.ReloadConfig(h.config(t, `, "subscriptions": {"heartbeat": "1h"}`)); err != nil || len(restart) != 0 {
+	if restart, err := h.ReloadConfig(h.config(t, hupConfig)); err != nil || len(restart) != 0 {
 		t.Fatalf("ReloadConfig: restart %v, err %v", restart, err)
 	}
 	if got := servedSerial(t, addr); got.Cmp(renewed.Leaf.SerialNumber) != 0 {
@@ -69,7 +73,7 @@ func TestCertificateReloadKeepsStreams(t *testing.T) {
 
 	// A broken file: the renewed certificate stays.
 	write(h.files.CertFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
-	if _, err := h.ReloadConfig(h.config(t, `, "subscriptions": {"heartbeat": "1h"}`)); err != nil {
+	if _, err := h.ReloadConfig(h.config(t, hupConfig)); err != nil {
 		t.Fatal(err)
 	}
 	if got := servedSerial(t, addr); got.Cmp(renewed.Leaf.SerialNumber) != 0 {
@@ -80,7 +84,7 @@ func TestCertificateReloadKeepsStreams(t *testing.T) {
 	}
 
 	// TLS off: a restart is needed; the certificate is left alone.
-	plain, err := config.Parse([]byte(`{"operationsDir": "`+opsDir(t)+`", "upstream": {"url": "`+d.URL()+`"}, "subscriptions": {"heartbeat": "1h"}}`),
+	plain, err := config.Parse([]byte(`{"operationsDir": "`+opsDir(t)+`", "upstream": {"url": "`+d.URL()+`"}`+hupConfig+`}`),
 		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
