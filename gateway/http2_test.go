@@ -466,3 +466,26 @@ func TestHTTP2ServerStillSpeaksHTTP1(t *testing.T) {
 		})
 	}
 }
+
+// Regression: over HTTP/2 a write deadline is a timer that resets the
+// stream when it fires, written to or not (over HTTP/1.1 it only fails a
+// write in progress). A stream that stayed idle longer than
+// subscriptions.writeTimeout, by default 10s against a 15s heartbeat, was
+// cut with INTERNAL_ERROR. Here the heartbeats are three write timeouts
+// apart: the stream must carry two of them and then an event.
+func TestHTTP2IdleStreamOutlivesWriteTimeout(t *testing.T) {
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) {
+			d := startDemo(t, demo.Options{})
+			h := newH2Gateway(t, d, mode, `, "subscriptions": {"heartbeat": "300ms", "writeTimeout": "100ms"}`)
+			r := bufio.NewReader(h.open2(t, "/operations/chat/MessageCreated?room=idle&wg_sse=true").Body)
+			if got := readUntil(t, r, ":\n\n:\n\n", 5*time.Second); got != ":\n\n:\n\n" {
+				t.Fatalf("heartbeats: %q", got)
+			}
+			h.post(t, "idle", "still here")
+			if got := readUntil(t, r, "\n\n", 5*time.Second); !strings.Contains(got, `"content":"still here"`) {
+				t.Errorf("after idling: %q", got)
+			}
+		})
+	}
+}
