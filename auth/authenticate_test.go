@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -102,15 +103,45 @@ func TestNoToken(t *testing.T) {
 	}
 }
 
-func TestNotConfigured(t *testing.T) {
+// Without keys no token is checked (CONTRACT §11, token pass-through):
+// Authenticate sees every request as anonymous, even one whose token no key
+// could ever verify; Unchecked finds the token for the upstream; Verify,
+// asked directly, still says it cannot.
+func TestNotConfiguredPassesTokensThrough(t *testing.T) {
 	t.Parallel()
-	a := newAuth(t, Config{QueryParam: "access_token"})
+	a := newAuth(t, Config{QueryParam: "access_token", Cookie: "tok"})
 	if a.Configured() {
 		t.Fatal("Configured() = true without secret or jwks")
 	}
 	tok := hs(t, "HS256", []byte(testSecret), claims())
-	if got := reasonOf(t, func() error { _, err := a.Authenticate(bearer(tok)); return err }()); got != ReasonNotConfigured {
-		t.Fatalf("reason = %q, want %q", got, ReasonNotConfigured)
+	for name, r := range map[string]*http.Request{
+		"valid elsewhere": bearer(tok),
+		"not a JWT":       bearer("not-a-jwt"),
+		"malformed":       bearer("a b c"),
+	} {
+		if id, err := a.Authenticate(r); id != nil || err != nil {
+			t.Errorf("%s: Authenticate = (%v, %v), want (nil, nil)", name, id, err)
+		}
+	}
+	cookie := httptest.NewRequest(http.MethodGet, "/", nil)
+	cookie.AddCookie(&http.Cookie{Name: "tok", Value: tok})
+	for name, tc := range map[string]struct {
+		r   *http.Request
+		tok string
+		src Source
+	}{
+		"header": {bearer(tok), tok, SourceHeader},
+		"cookie": {cookie, tok, SourceCookie},
+		"query":  {httptest.NewRequest(http.MethodGet, "/?access_token="+tok, nil), tok, SourceQuery},
+		"none":   {httptest.NewRequest(http.MethodGet, "/", nil), "", SourceNone},
+		"odd":    {httptest.NewRequest(http.MethodGet, "/?access_token=%22x%22", nil), "", SourceNone},
+	} {
+		if got, src := a.Unchecked(tc.r); got != tc.tok || src != tc.src {
+			t.Errorf("%s: Unchecked = (%q, %v), want (%q, %v)", name, got, src, tc.tok, tc.src)
+		}
+	}
+	if _, err := a.Verify(context.Background(), tok); reasonOf(t, err) != ReasonNotConfigured {
+		t.Fatalf("Verify: %v, want reason %q", err, ReasonNotConfigured)
 	}
 }
 

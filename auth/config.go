@@ -165,8 +165,8 @@ type Authenticator struct {
 // with reason "no_keys" until a fetch succeeds, and fetches are retried.
 //
 // With neither Secret nor JWKSURL, authentication is not configured: New
-// succeeds, requests without a token are anonymous and every token is
-// rejected with reason "not_configured".
+// succeeds, Authenticate checks no token (every request is anonymous) and
+// Verify rejects every token with reason "not_configured".
 func New(ctx context.Context, cfg Config, opts ...Option) (*Authenticator, error) {
 	o := options{
 		refreshInterval: DefaultRefreshInterval,

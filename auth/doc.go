@@ -23,8 +23,9 @@
 //     as "realm_access.roles" reach into nested objects); the value may be a
 //     JSON array of strings or one string holding space-separated roles.
 //   - With neither a secret nor a JWKS URL, authentication is not configured:
-//     requests without a token are anonymous and any token is rejected with
-//     reason "not_configured".
+//     Authenticate checks no token and every request is anonymous (the
+//     gateway passes tokens upstream, see [Authenticator.Unchecked]); Verify
+//     rejects any token with reason "not_configured".
 //   - Only algorithms the configured keys can verify are accepted: HS256/384/512
 //     with the secret, RS*/PS*/ES*/EdDSA with JWKS keys of the matching type.
 //     "none" and HMAC tokens keyed with a public key never verify.

@@ -20,7 +20,14 @@ var errCrit = errors.New("unsupported crit header")
 // a token is present but rejected; the caller answers 401 with
 // Error.Challenge as WWW-Authenticate. The request's context bounds a JWKS
 // refetch triggered by an unknown kid.
+//
+// Without a secret or a JWKS URL (not Configured) no token is checked:
+// every request is anonymous here, and its token, which Unchecked finds,
+// is for the upstream to judge.
 func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
+	if !a.Configured() {
+		return nil, nil
+	}
 	tok, src, err := extract(r, a.cfg.Cookie, a.cfg.QueryParam)
 	if err != nil {
 		return nil, err
@@ -34,6 +41,18 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
 	}
 	id.Source = src
 	return id, nil
+}
+
+// Unchecked finds the request's token as Authenticate does (the bearer
+// header, else the cookie, else the query parameter) without verifying it,
+// for a gateway that passes tokens upstream. It returns ("", SourceNone)
+// when there is none, or when it is not even made of JWT characters.
+func (a *Authenticator) Unchecked(r *http.Request) (string, Source) {
+	tok, src, err := extract(r, a.cfg.Cookie, a.cfg.QueryParam)
+	if err != nil {
+		return "", SourceNone
+	}
+	return tok, src
 }
 
 // Verify checks one raw token (without "Bearer "). Errors are *Error.

@@ -38,6 +38,10 @@ const MinReconnectTimeout = 100 * time.Millisecond
 type Config struct {
 	// Listen is the address served (default 127.0.0.1:9991).
 	Listen string `json:"listen"`
+	// TLS serves HTTPS, with HTTP/2 and HTTP/1.1, when set (see TLS).
+	TLS TLS `json:"tls"`
+	// HTTP2 tunes HTTP/2 (see HTTP2).
+	HTTP2 HTTP2 `json:"http2"`
 	// OperationsDir holds the *.graphql operations (default "operations",
 	// relative to the config file's folder).
 	OperationsDir string `json:"operationsDir"`
@@ -143,6 +147,11 @@ type JWT struct {
 	Leeway Duration `json:"leeway"`
 }
 
+// Configured reports whether tokens can be verified: a secret or a JWKS
+// URL is set. Without either, tokens are passed upstream unchecked and
+// operations may not require authentication.
+func (j JWT) Configured() bool { return j.Secret != "" || j.JWKSURL != "" }
+
 // CORS configures cross-origin requests.
 type CORS struct {
 	// AllowedOrigins lists exact origins ("https://app.example.com"), or
@@ -246,6 +255,13 @@ func Load(path string) (*Config, error) {
 	}
 	c.Dir = filepath.Dir(abs)
 	c.resolvePaths()
+	if c.TLS.Enabled() {
+		// The files are read now so that a bad one is an error of the
+		// config (at start, in check, on SIGHUP), not of the first client.
+		if _, err := LoadKeyPair(c.TLS); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	return c, nil
 }
 
@@ -409,6 +425,7 @@ func (c *Config) validate() error {
 	if c.Limits.MaxBodyBytes < 0 {
 		bad("limits.maxBodyBytes", "must not be negative")
 	}
+	c.validateTLS(bad)
 	if f := c.Log.Format; f != "text" && f != "json" {
 		bad("log.format", `expected "text" or "json", got %q`, f)
 	}
@@ -430,6 +447,8 @@ func (c *Config) resolvePaths() {
 	c.OperationsDir = abs(c.OperationsDir)
 	c.Upstream.SchemaFile = abs(c.Upstream.SchemaFile)
 	c.Events.SchemaFile = abs(c.Events.SchemaFile)
+	c.TLS.CertFile = abs(c.TLS.CertFile)
+	c.TLS.KeyFile = abs(c.TLS.KeyFile)
 }
 
 // ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address

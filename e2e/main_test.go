@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/gateway"
+	"github.com/fireboom/fireboom/internal/selfsigned"
 	"github.com/fireboom/fireboom/upstream/demo"
 )
 
@@ -32,6 +35,12 @@ var (
 	browser    context.Context
 	browserErr error
 )
+
+// siteCert is the certificate of the tests' HTTPS gateways (see
+// http2_test.go). The browser trusts it by its public key
+// (--ignore-certificate-errors-spki-list), and no other certificate it
+// cannot verify.
+var siteCert *selfsigned.Cert
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -74,6 +83,11 @@ func startBrowser() (stop func()) {
 		browserErr = err
 		return func() {}
 	}
+	if siteCert, err = selfsigned.New(); err != nil {
+		browserErr = err
+		return func() {}
+	}
+	spki := sha256.Sum256(siteCert.Leaf.RawSubjectPublicKeyInfo)
 	dir, err := os.MkdirTemp("", "fireboom-e2e-chromium-")
 	if err != nil {
 		browserErr = err
@@ -103,6 +117,7 @@ func startBrowser() (stop func()) {
 		chromedp.Flag("font-render-hinting", "none"),
 		chromedp.Flag("lang", "en-US"),
 		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
 	)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	stop = func() {

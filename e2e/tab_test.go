@@ -58,10 +58,20 @@ func (b *tab) expected(m chromedp.ConsoleMessage) bool {
 // waitTimeout bounds one wait for the page; a whole test gets a minute.
 const waitTimeout = 15 * time.Second
 
-// openTab opens the dashboard of base in a new tab at the given viewport.
-// The tab closes, and its console is checked for uncaught exceptions, when
-// the test ends (before the gateway stops: cleanups run last-in first-out).
+// openTab opens the dashboard of base in a new tab at the given viewport
+// (see newTab).
 func openTab(t *testing.T, base string, width, height int64, mobile bool) *tab {
+	t.Helper()
+	b := newTab(t, base, width, height, mobile)
+	b.do(chromedp.Navigate(base + "/"))
+	b.wait("the operations list", `document.querySelectorAll('[data-testid=op-item]').length > 0`)
+	return b
+}
+
+// newTab opens a blank tab at the given viewport. The tab closes, and its
+// console is checked for uncaught exceptions, when the test ends (before
+// the gateway stops: cleanups run last-in first-out).
+func newTab(t *testing.T, base string, width, height int64, mobile bool) *tab {
 	t.Helper()
 	needBrowser(t)
 	tabCtx, cancelTab := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
@@ -101,8 +111,7 @@ func openTab(t *testing.T, base string, width, height int64, mobile bool) *tab {
 	if mobile {
 		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2))
 	}
-	b.do(chromedp.EmulateViewport(width, height, opts...), chromedp.Navigate(base+"/"))
-	b.wait("the operations list", `document.querySelectorAll('[data-testid=op-item]').length > 0`)
+	b.do(chromedp.EmulateViewport(width, height, opts...))
 	return b
 }
 

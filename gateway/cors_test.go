@@ -113,7 +113,8 @@ func TestCORSExplicitOriginsWithCredentials(t *testing.T) {
 
 func TestCORSAnyOrigin(t *testing.T) {
 	d := startDemo(t, demo.Options{})
-	g := newAuthGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}, "cors": {"allowedOrigins": ["*"]}}`, nil, Options{})
+	g := newAuthGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}, "auth": {"jwt": {"secret": "s3cret"}},
+		"cors": {"allowedOrigins": ["*"]}}`, nil, Options{})
 	resp := corsRequest(t, g.URL, "OPTIONS", "/operations/stocks/SetPrice", "https://anywhere.test", "Access-Control-Request-Method", "POST")
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("status %d, want 204", resp.StatusCode)
@@ -132,7 +133,7 @@ func TestCORSAnyOrigin(t *testing.T) {
 // ordinary request (405 on an operation).
 func TestCORSOff(t *testing.T) {
 	d := startDemo(t, demo.Options{})
-	g := newAuthGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}}`, nil, Options{})
+	g := newAuthGateway(t, d, `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}, "auth": {"jwt": {"secret": "s3cret"}}}`, nil, Options{})
 	resp := corsRequest(t, g.URL, "OPTIONS", "/operations/chat/Messages", corsApp, "Access-Control-Request-Method", "GET")
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("status %d, want 405", resp.StatusCode)

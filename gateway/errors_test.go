@@ -269,7 +269,7 @@ func TestIndexListsOperations(t *testing.T) {
 // The index shows an operation's roles in the contract's camelCase.
 func TestIndexShowsRoles(t *testing.T) {
 	d := startDemo(t, demo.Options{})
-	g := newGateway(t, d, defaultConfig)
+	g := newGateway(t, d, configWith("", `, "auth": {"jwt": {"secret": "s3cret"}}`))
 	body := readAll(t, get(t, g.URL+"/operations"))
 	if !strings.Contains(body, `"rbac":{"requireMatchAny":["admin"]}`) {
 		t.Errorf("index does not show SetPrice's roles: %s", body)

@@ -53,6 +53,11 @@ func openSSE(t testing.TB, url string, header ...string) *sseStream {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, readAll(t, resp))
 	}
+	return readSSE(t, resp)
+}
+
+// readSSE parses the SSE body of resp as it arrives.
+func readSSE(t testing.TB, resp *http.Response) *sseStream {
 	s := &sseStream{t: t, resp: resp, events: make(chan sseEvent, 4096), done: make(chan struct{})}
 	go s.read()
 	t.Cleanup(s.close)

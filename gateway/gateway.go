@@ -37,6 +37,7 @@ type Gateway struct {
 	reg        registrySwap
 	router     chi.Router
 	met        *metrics
+	cert       *certificate // the TLS certificate; nil without tls (see server.go)
 
 	// shutdown is closed when the server begins a graceful shutdown, so
 	// every open stream ends with done.
@@ -103,6 +104,10 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Timeout: cfg.Upstream.Timeout.D(), Transport: tr}
 	}
+	cert, err := loadCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
 		cfg:        cfg,
@@ -111,12 +116,12 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		shutdown:   make(chan struct{}),
 		cancel:     cancel,
 		proxies:    newProxies(cfg.TrustedProxies),
+		cert:       cert,
 	}
 	g.bodyTimeout = opt.BodyTimeout
 	if g.bodyTimeout <= 0 {
 		g.bodyTimeout = bodyReadTimeout
 	}
-	var err error
 	g.auth, err = auth.New(ctx, AuthConfig(cfg), append([]auth.Option{auth.WithRefreshErrorHandler(func(err error) {
 		log.Warn("JWKS refresh failed", "err", err)
 	})}, opt.AuthOptions...)...)
@@ -168,13 +173,16 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 	g.met = newMetrics(g)
 	if err := g.loadSchema(ctx); err != nil {
 		log.Warn("upstream unreachable at start: operations answer 502 until its schema can be read", "url", cfg.Upstream.URL, "err", err)
-		g.install(buildRegistry(cfg.OperationsDir, nil, cfg.Operations))
+		g.install(buildRegistry(cfg.OperationsDir, nil, cfg))
 		g.wg.Add(1)
 		go g.schemaLoader(ctx)
 	}
 	g.router = g.routes()
 	if cfg.Dev && cfg.Auth.JWT.Secret != "" && !loopback(cfg.Listen) {
 		log.Warn(`"dev": true lets anyone who reaches ` + cfg.Listen + ` mint tokens at POST /_/token; use it on loopback only`)
+	}
+	if cert != nil {
+		g.logCertificate("serving TLS", cert.cur.Load().Leaf)
 	}
 	g.watch(ctx)
 	g.wg.Add(1)

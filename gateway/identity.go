@@ -25,9 +25,11 @@ func (g *Gateway) identify(r *http.Request, ep *endpoint) (*auth.Identity, *apiE
 		}
 		return nil, unauthorized("", "the token could not be verified")
 	}
-	if id != nil && id.Source == auth.SourceCookie && r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+	if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) && g.tokenSource(r, id) == auth.SourceCookie {
 		// Cross-site request forgery: browsers attach cookies to form posts
-		// from any site, but a JSON body needs a CORS preflight first.
+		// from any site, but a JSON body needs a CORS preflight first. (A
+		// token passed through unchecked is guarded the same way: the
+		// upstream would take it as the user's.)
 		return nil, newError(http.StatusForbidden, codeForbidden, "a POST authenticated by cookie must send Content-Type: application/json")
 	}
 	if !ep.RequiresAuth {
@@ -97,11 +99,8 @@ func (g *Gateway) upstreamRequest(r *http.Request, ep *endpoint, id *auth.Identi
 	// A token read from the cookie or query parameter is forwarded as the
 	// bearer token too, so the upstream sees the same identity whichever
 	// way a browser had to send it.
-	var token string
-	if id != nil {
-		token = id.Token
-	}
-	if token != "" && forwards(g.cfg.Upstream.ForwardHeaders, "Authorization") {
+	token, setHeader := g.forwardedToken(r, id)
+	if setHeader && forwards(g.cfg.Upstream.ForwardHeaders, "Authorization") {
 		h.Set("Authorization", "Bearer "+token)
 	}
 	req := upstream.Request{

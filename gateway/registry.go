@@ -55,21 +55,22 @@ func (r *registry) sorted() []*endpoint {
 	return out
 }
 
-// buildRegistry loads every operation under dir against schema. With a nil
-// schema it only lists the operation names, which answer 502 meanwhile.
-func buildRegistry(dir string, schema *ast.Schema, settings map[string]config.Operation) *registry {
+// buildRegistry loads every operation under dir against schema, with the
+// per-operation settings and load checks of cfg. With a nil schema it only
+// lists the operation names, which answer 502 meanwhile.
+func buildRegistry(dir string, schema *ast.Schema, cfg *config.Config) *registry {
 	reg := &registry{dir: dir, schema: schema, endpoints: map[string]*endpoint{}, loadedAt: time.Now()}
 	if schema == nil {
 		reg.pending = pendingNames(dir)
 		return reg
 	}
-	ops, problems := operation.LoadDir(dir, schema)
+	ops, problems := operation.LoadDir(dir, schema, loadChecks(cfg)...)
 	reg.problems = problems
 	for _, op := range ops {
 		if op.Internal {
 			continue
 		}
-		s := settings[op.Name]
+		s := cfg.Operations[op.Name]
 		e := &endpoint{
 			Operation:  op,
 			policy:     auth.Policy(op.RBAC),
@@ -113,7 +114,7 @@ func LoadOperations(ctx context.Context, cfg *config.Config) (*ast.Schema, []*op
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("reading the schema: %w", err)
 	}
-	ops, problems := operation.LoadDir(cfg.OperationsDir, schema)
+	ops, problems := operation.LoadDir(cfg.OperationsDir, schema, loadChecks(cfg)...)
 	return schema, ops, append(evProblems, problems...), nil
 }
 
@@ -210,7 +211,7 @@ func (g *Gateway) loadSchema(ctx context.Context) error {
 	// Reload cannot install a registry built without this schema.
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	reg := buildRegistry(g.cfg.OperationsDir, schema, g.settings().Operations)
+	reg := buildRegistry(g.cfg.OperationsDir, schema, g.settings())
 	reg.problems = append(evProblems, reg.problems...)
 	g.installLocked(reg)
 	return nil

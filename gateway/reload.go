@@ -194,7 +194,7 @@ func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	cur := g.reg.Load()
-	next := buildRegistry(g.cfg.OperationsDir, cur.schema, g.settings().Operations)
+	next := buildRegistry(g.cfg.OperationsDir, cur.schema, g.settings())
 	var kept []string
 	var errs []error
 	for _, p := range next.problems {
@@ -294,20 +294,24 @@ var reloadable = map[string]bool{
 }
 
 // ReloadConfig applies the reloadable settings of next (per-operation
-// settings, subscription timings and limits, the body limit) and reloads
-// the operations. It returns the settings, as JSON paths, whose new value
-// differs from the running one but takes effect only after a restart
+// settings, subscription timings and limits, the body limit), re-reads the
+// TLS certificate (see reloadCertificate) and reloads the operations. It
+// returns the settings, as JSON paths, whose new value differs from the
+// running one but takes effect only after a restart
 // (listen, upstream.*, auth.*, ...); they are also logged. Values are
 // never logged: they may be secrets.
 func (g *Gateway) ReloadConfig(next *config.Config) (restart []string, err error) {
 	var applied []string
+	applies := func(path string) bool {
+		return reloadable[path] || strings.HasPrefix(path, "tls.") && g.certReloads(next)
+	}
 	for _, path := range config.Diff(g.cfg, next) {
-		if !reloadable[path] {
+		if !applies(path) {
 			restart = append(restart, path)
 		}
 	}
 	for _, path := range config.Diff(g.settings(), next) {
-		if reloadable[path] {
+		if applies(path) {
 			applied = append(applied, path)
 		}
 	}
@@ -326,7 +330,11 @@ func (g *Gateway) ReloadConfig(next *config.Config) (restart []string, err error
 	merged.Limits.MaxBodyBytes = next.Limits.MaxBodyBytes
 	merged.Log.Level = next.Log.Level
 	merged.ShutdownTimeout = next.ShutdownTimeout
+	if g.certReloads(next) {
+		merged.TLS = next.TLS
+	}
 	g.liveCfg.Store(&merged)
+	g.reloadCertificate(next)
 	if len(applied) > 0 {
 		g.log.Info("config reloaded", "changed", applied)
 	} else {

@@ -286,7 +286,7 @@ func TestSchemaChangeEndsInvalidOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.install(buildRegistry(dir, schema, nil))
+	g.install(buildRegistry(dir, schema, g.settings()))
 	got := seen + readRest(t, a)
 	want := "data: {\"errors\":[{\"message\":\"operation no longer valid against the upstream schema\",\"extensions\":{\"code\":\"OperationInvalid\"}}]}\n\nevent: done\ndata: done\n\n"
 	if !strings.HasSuffix(got, want) {

@@ -135,7 +135,7 @@ func TestTokenNeverLogged(t *testing.T) {
 // X-Request-Id is honoured when sane, generated otherwise, and returned;
 // the log line carries it.
 func TestRequestID(t *testing.T) {
-	g := newAuthGateway(t, startDemo(t, demo.Options{}), `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}}`, nil, Options{})
+	g := newAuthGateway(t, startDemo(t, demo.Options{}), `{"operationsDir": "${OPS}", "upstream": {"url": "${UPSTREAM}"}, "auth": {"jwt": {"secret": "s3cret"}}}`, nil, Options{})
 	generated := regexp.MustCompile(`^[A-Z2-7]{26}$`)
 	for _, tc := range []struct{ sent, want string }{
 		{"req-42.a:b/c+d=", "req-42.a:b/c+d="},

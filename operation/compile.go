@@ -23,11 +23,17 @@ const FileExt = ".graphql"
 // internalDir is the folder name that hides the operations under it.
 const internalDir = "internal"
 
+// A Check vets a compiled operation against what the operation package does
+// not know (the gateway's config); a problem it returns keeps the
+// operation from being served, like a compile error.
+type Check func(op *Operation) *Problem
+
 // LoadDir compiles every *.graphql file under dir, subfolders included, in
-// name order. A file's name is its path relative to dir without ".graphql",
-// '/' separated on every OS. Files and folders whose name starts with '.' are
-// skipped. Files with problems are not returned; the others are.
-func LoadDir(dir string, schema *ast.Schema) ([]*Operation, []Problem) {
+// name order, and runs the checks on each operation that compiled. A file's
+// name is its path relative to dir without ".graphql", '/' separated on
+// every OS. Files and folders whose name starts with '.' are skipped. Files
+// with problems are not returned; the others are.
+func LoadDir(dir string, schema *ast.Schema, checks ...Check) ([]*Operation, []Problem) {
 	type file struct{ name, path string }
 	var (
 		files    []file
@@ -71,6 +77,14 @@ func LoadDir(dir string, schema *ast.Schema) ([]*Operation, []Problem) {
 			continue
 		}
 		op, probs := Compile(f.name, f.path, src, schema)
+		for _, check := range checks {
+			if op == nil {
+				break
+			}
+			if p := check(op); p != nil {
+				probs, op = append(probs, *p), nil
+			}
+		}
 		problems = append(problems, probs...)
 		if op != nil {
 			ops = append(ops, op)

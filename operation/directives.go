@@ -42,7 +42,7 @@ func (op *Operation) takeOperationDirectives(file string, od *ast.OperationDefin
 			continue
 		}
 		seen[d.Name] = true
-		op.RequiresAuth = true
+		op.needsAuth(d)
 		if d.Name == dirRequireAuth {
 			if len(d.Arguments) > 0 {
 				problems = append(problems, problemAt(file, d.Position, "@%s takes no arguments", d.Name))
@@ -157,7 +157,7 @@ func (op *Operation) takeVariableDirectives(file string, od *ast.OperationDefini
 				continue
 			}
 			op.Claims = append(op.Claims, ClaimVar{Variable: vd.Variable, Claim: claim, Type: vd.Type})
-			op.RequiresAuth = true
+			op.needsAuth(d)
 		}
 		vd.Directives = kept
 	}

@@ -30,8 +30,12 @@ type Operation struct {
 	// directives (@requireAuthentication, @rbac, @fromClaim) stripped.
 	Query        string
 	RequiresAuth bool // @requireAuthentication, @rbac, or any @fromClaim
-	RBAC         RBAC
-	Claims       []ClaimVar // variables filled from the verified token
+	// AuthAt is the directive of the file that first asks for a verified
+	// token (the earliest @requireAuthentication, @rbac or @fromClaim), for
+	// problems about it; zero when RequiresAuth is false.
+	AuthAt DirectiveAt
+	RBAC   RBAC
+	Claims []ClaimVar // variables filled from the verified token
 	// VariablesSchema is a JSON Schema (draft 2020-12) object describing the
 	// public variables (claim variables excluded). Input object types live in
 	// "$defs" and are referenced as "#/$defs/<Type>"; a document embedding it
@@ -46,6 +50,26 @@ type Operation struct {
 
 	schema *ast.Schema
 	vars   map[string]*VariableInfo // all variables by name
+}
+
+// DirectiveAt is a directive's name (without '@') and its 1-based
+// position in its file.
+type DirectiveAt struct {
+	Name         string
+	Line, Column int
+}
+
+// needsAuth records that d asks for a verified token, keeping the earliest
+// such directive in AuthAt.
+func (op *Operation) needsAuth(d *ast.Directive) {
+	op.RequiresAuth = true
+	at := DirectiveAt{Name: d.Name, Line: 1, Column: 1}
+	if d.Position != nil && d.Position.Line > 0 {
+		at.Line, at.Column = d.Position.Line, max(d.Position.Column, 1)
+	}
+	if op.AuthAt.Name == "" || at.Line < op.AuthAt.Line || at.Line == op.AuthAt.Line && at.Column < op.AuthAt.Column {
+		op.AuthAt = at
+	}
 }
 
 // RBAC holds the role lists of an @rbac directive. Empty lists impose nothing.

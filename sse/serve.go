@@ -127,6 +127,7 @@ type stream struct {
 	noDeadline bool
 	deadlineAt time.Time // the write deadline in force
 	lastDL     bool      // deadlineAt is final (shutdown): never extended
+	h2         bool      // HTTP/2: the deadline is cleared between writes (see rest)
 	started    bool      // the headers were flushed
 	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
 
@@ -165,7 +166,7 @@ func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) 
 	if opt.Retry <= 0 {
 		opt.Retry = DefaultRetry
 	}
-	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE}
+	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE, h2: r.ProtoMajor >= 2}
 	if r.Context().Err() == nil && s.detachable(r) {
 		if res, ok := s.detach(r, q); ok {
 			return res
@@ -229,6 +230,7 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 
 	var batch []*event.Event
 	for {
+		s.rest()
 		s.wmu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -341,6 +343,21 @@ func (s *stream) deadlineFrom(now time.Time) {
 	// ErrNotSupported only costs the protection; the writes still work.
 	err := s.setDeadline(s.deadlineAt)
 	s.noDeadline = errors.Is(err, http.ErrNotSupported)
+}
+
+// rest clears the write deadline of an HTTP/2 stream while it waits for
+// something to write. Over HTTP/2 a write deadline is a timer that resets
+// the stream when it fires, whether a write is in progress or not, so a
+// deadline left in force would cut a stream that idles longer than
+// WriteTimeout (by default shorter than the heartbeat). Over HTTP/1.1, and
+// on a detached connection, a deadline only bounds the write in progress
+// and may stay in force, which spares a timer update per batch.
+func (s *stream) rest() {
+	if !s.h2 || s.deadlineAt.IsZero() || s.lastDL || s.noDeadline {
+		return
+	}
+	s.deadlineAt = time.Time{}
+	_ = s.setDeadline(time.Time{})
 }
 
 // shutdownWrite bounds what a stream may still write once the server shuts

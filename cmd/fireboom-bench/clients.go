@@ -46,6 +46,7 @@ type worker struct {
 	gaps, errEvents              atomic.Int64
 	slowCut, doneEvents, badData atomic.Int64
 	lat                          hist
+	h2                           *h2Pool // -http2: the HTTP/2 connections (http2.go); nil for HTTP/1.1
 
 	mu       sync.Mutex
 	failures map[string]int64 // reason → clients
@@ -92,6 +93,7 @@ func runWorker(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs.IntVar(&c.sources, "sources", 16, "source addresses")
 	fs.DurationVar(&c.lifetime, "lifetime", 10*time.Minute, "exit after this long")
 	cpuProfile := fs.String("cpuprofile", "", "write this worker's CPU profile over the hold to FILE")
+	h2 := h2WorkerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +107,10 @@ func runWorker(args []string, stdin io.Reader, stdout io.Writer) error {
 	// to the gateway.
 	debug.SetGCPercent(400)
 	w := &worker{cfg: c, failures: map[string]int64{}, endings: map[string]int64{}}
+	var err error
+	if w.h2, err = h2.pool(c); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.lifetime)
 	defer cancel()
 
@@ -171,6 +177,9 @@ loop:
 	}
 	cancel()
 	wg.Wait()
+	if w.h2 != nil {
+		w.h2.close()
+	}
 	return nil
 }
 
@@ -268,6 +277,10 @@ func (w *worker) end(reason string) {
 // client is one SSE client: dial from its source address, send the
 // request, read the stream until ctx ends or the server ends it.
 func (w *worker) client(ctx context.Context, i int) {
+	if w.h2 != nil {
+		w.clientH2(ctx, i)
+		return
+	}
 	src := net.IPv4(127, 0, 0, byte(2+i%w.cfg.sources))
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 15 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", w.cfg.addr)

@@ -15,5 +15,9 @@
 //     p50/p99/max latency, gateway RSS per stream, goroutines and gateway
 //     CPU per delivered event.
 //
+// With -http2 the gateway serves HTTPS with a certificate the tool makes,
+// and the clients are HTTP/2 streams, -http2-streams to a connection (see
+// http2.go).
+//
 // Every run ends by itself; only loopback addresses are used.
 package main

@@ -29,7 +29,7 @@ const benchSecret = "fireboom-bench-secret"
 // gatewayProc is a gateway process started by the tool.
 type gatewayProc struct {
 	cmd    *exec.Cmd
-	base   string // http://127.0.0.1:port
+	base   string // http(s)://127.0.0.1:port
 	dir    string // temporary folder: config, operations, binary, log
 	exited chan struct{}
 }
@@ -92,7 +92,6 @@ func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log fun
 	if err != nil {
 		return nil, err
 	}
-	g.base = "http://" + addr
 	cfg := map[string]any{
 		"listen":        addr,
 		"operationsDir": "operations",
@@ -107,6 +106,11 @@ func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log fun
 		}
 		cfg["subscriptions"] = sub
 	}
+	scheme, err := c.h2Gateway(dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.base = scheme + "://" + addr
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "fireboom.json"), b, 0o644); err != nil {
 		return nil, err

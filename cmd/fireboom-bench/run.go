@@ -40,6 +40,9 @@ type runConfig struct {
 	memProfile    string
 	jsonOut       string
 	toolProfile   string
+	http2         bool   // -http2: TLS gateway, HTTP/2 clients (see http2.go)
+	h2Streams     int    // -http2-streams: streams per connection
+	h2CA          string // the gateway certificate the workers trust
 }
 
 // deadline bounds the whole run: ramp, settle, hold and a margin.
@@ -95,7 +98,11 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -pprof: write the gateway's heap profile after the hold to FILE")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the figures as JSON to FILE")
 	fs.StringVar(&c.toolProfile, "toolprofile", "", "write each client worker's CPU profile over the hold to FILE.<n>")
+	c.h2Flags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.h2Check(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -210,7 +217,7 @@ func measure(ctx context.Context, c *runConfig, probe *gatewayProbe, stats stats
 	}
 	r.BaselineRSS = base.rss
 
-	addr := strings.TrimPrefix(probe.base, "http://")
+	addr := hostPort(probe.base)
 	ws, err := startWorkers(ctx, c, addr, c.path(), bearer)
 	if err != nil {
 		return nil, err

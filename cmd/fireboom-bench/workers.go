@@ -51,6 +51,7 @@ func startWorkers(ctx context.Context, c *runConfig, addr, path, bearer string) 
 		if bearer != "" {
 			args = append(args, "-bearer", bearer)
 		}
+		args = append(args, c.h2WorkerArgs()...)
 		if c.toolProfile != "" {
 			args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", c.toolProfile, p))
 		}

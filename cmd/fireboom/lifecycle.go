@@ -41,13 +41,13 @@ func (l *lifecycle) run() error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	base := "http://" + l.ln.Addr().String()
+	base := l.g.Scheme() + "://" + l.ln.Addr().String()
 	served, failed := l.g.OperationCount()
 	l.log.Info("fireboom serving", "url", base, "operations", served, "failed", failed)
 	l.log.Info("try it: curl -N '" + base + l.g.ExamplePath() + "'")
 
 	errc := make(chan error, 1)
-	go func() { errc <- l.srv.Serve(l.ln) }()
+	go func() { errc <- l.g.Serve(l.srv, l.ln) }() // HTTPS, HTTP/2, h2c: as the config says
 	for {
 		select {
 		case err := <-errc:

@@ -114,6 +114,28 @@ func TestCheckUnknownOperationSettings(t *testing.T) {
 	}
 }
 
+// Without auth.jwt tokens are passed upstream unchecked, so an operation
+// that needs a verified token is a problem for check too, at its
+// directive.
+func TestCheckOperationNeedingTokenWithoutJWT(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "fireboom.json", `{"operationsDir": "ops", "upstream": {"demo": true, "forwardHeaders": ["Authorization"]}}`)
+	writeFile(t, dir, "ops/Open.graphql", "query Open { serverTime }\n")
+	guarded := writeFile(t, dir, "ops/Guarded.graphql", "query Guarded @requireAuthentication { serverTime }\n")
+	var stdout, stderr syncBuffer
+	if code := run([]string{"check", "-config", cfg}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	want := guarded + ":1:16: @requireAuthentication needs a verified token, but auth.jwt has no secret or jwksUrl: " +
+		"without one the gateway checks no token and only passes tokens upstream\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+	if got := stderr.String(); got != "1 operation ok, 1 problem\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
+
 // The summary counts in the singular for one.
 func TestCheckSummaryPlural(t *testing.T) {
 	for _, tc := range []struct {

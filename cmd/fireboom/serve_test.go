@@ -28,7 +28,7 @@ type proc struct {
 	done chan error // receives cmd.Wait's result
 }
 
-var servingURL = regexp.MustCompile(`fireboom serving.*?(http://127\.0\.0\.1:\d+)`)
+var servingURL = regexp.MustCompile(`fireboom serving.*?(https?://127\.0\.0\.1:\d+)`)
 
 // startFireboom runs `fireboom serve -config <dir>/fireboom.json` in a
 // child process and waits until it serves.
