@@ -256,7 +256,7 @@ func TestHTTP2HeartbeatAndLimits(t *testing.T) {
 				h := newH2Gateway(t, d, mode, `, "subscriptions": {"heartbeat": "50ms", `+lim.setting+`}`)
 				quiet := "/operations/chat/MessageCreated?room=quiet&wg_sse=true"
 				first := h.open2(t, quiet)
-				if got := readUntil(t, bufio.NewReader(first.Body), ":\n\n:\n\n", 5*time.Second); got != ":\n\n:\n\n" {
+				if got := readUntil(t, bufio.NewReader(first.Body), ": ping\n\n: ping\n\n", 5*time.Second); got != ": ping\n\n: ping\n\n" {
 					t.Errorf("heartbeats %q", got)
 				}
 				checkRefusal(t, h.open2(t, quiet), lim.status, lim.body)
@@ -267,7 +267,7 @@ func TestHTTP2HeartbeatAndLimits(t *testing.T) {
 				if again.StatusCode != http.StatusOK {
 					t.Fatalf("after a cancel: status %d", again.StatusCode)
 				}
-				if got := readUntil(t, bufio.NewReader(again.Body), ":\n\n", 5*time.Second); got != ":\n\n" {
+				if got := readUntil(t, bufio.NewReader(again.Body), ": ping\n\n", 5*time.Second); got != ": ping\n\n" {
 					t.Errorf("after a cancel: %q", got)
 				}
 			})
@@ -479,7 +479,7 @@ func TestHTTP2IdleStreamOutlivesWriteTimeout(t *testing.T) {
 			d := startDemo(t, demo.Options{})
 			h := newH2Gateway(t, d, mode, `, "subscriptions": {"heartbeat": "300ms", "writeTimeout": "100ms"}`)
 			r := bufio.NewReader(h.open2(t, "/operations/chat/MessageCreated?room=idle&wg_sse=true").Body)
-			if got := readUntil(t, r, ":\n\n:\n\n", 5*time.Second); got != ":\n\n:\n\n" {
+			if got := readUntil(t, r, ": ping\n\n: ping\n\n", 5*time.Second); got != ": ping\n\n: ping\n\n" {
 				t.Fatalf("heartbeats: %q", got)
 			}
 			h.post(t, "idle", "still here")

@@ -33,8 +33,8 @@ func TestHTTP2IdleLongerThanWriteTimeout(t *testing.T) {
 		t.Fatalf("served over %s", resp.Proto)
 	}
 	br := bufio.NewReader(resp.Body)
-	got := make([]byte, len(":\n\n:\n\n"))
-	if _, err := io.ReadFull(br, got); err != nil || string(got) != ":\n\n:\n\n" {
+	got := make([]byte, len(": ping\n\n: ping\n\n"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != ": ping\n\n: ping\n\n" {
 		t.Fatalf("heartbeats %q, %v", got, err)
 	}
 	q.Push(next("a-1", result1))
