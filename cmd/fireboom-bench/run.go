@@ -315,7 +315,7 @@ hold:
 		logf("cpu profile: %v", err)
 	}
 	if c.memProfile != "" {
-		if err := fetchProfile(ctx, c.pprof, "heap", c.memProfile); err != nil {
+		if err := fetchProfile(ctx, c.pprof, "heap?gc=1", c.memProfile); err != nil { // live objects only
 			logf("heap profile: %v", err)
 		}
 	}
