@@ -223,13 +223,3 @@ func TestSetReadyAndMetrics(t *testing.T) {
 		t.Error("a name declared twice accepted")
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	for attempt, hi := range map[int]time.Duration{0: 100 * time.Millisecond, 1: 200 * time.Millisecond, 5: 3200 * time.Millisecond, 6: 5 * time.Second, 40: 5 * time.Second} {
-		for range 50 {
-			if d := backoff(attempt); d < hi/2 || d > hi {
-				t.Fatalf("attempt %d: %v not within [%v, %v]", attempt, d, hi/2, hi)
-			}
-		}
-	}
-}

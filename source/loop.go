@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/internal/backoff"
 )
 
 // engine is one kind of server: how to connect, what a channel may be, how
@@ -81,7 +82,7 @@ func (s *Source) run(ctx context.Context) {
 			if left <= 0 {
 				s.endAll(fmt.Sprintf("the event source %s was lost and did not come back within %s", s.name, s.timeout))
 			}
-			wait := backoff(attempt)
+			wait := backoff.Delay(attempt)
 			if left > 0 {
 				wait = min(wait, left)
 			}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,14 +26,6 @@ const (
 // DefaultReconnectTimeout is how long a lost connection is re-dialled while
 // streams stay open, when Options leave it unset.
 const DefaultReconnectTimeout = 30 * time.Second
-
-// Reconnect backoff: attempt n waits a random time between half and all of
-// min(backoffMin·2ⁿ, backoffMax), so that many gateways do not knock on a
-// restarted server in step.
-const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
-)
 
 // commandTimeout bounds one LISTEN, UNLISTEN, SUBSCRIBE or publish on the
 // server, whatever the caller's context, so that a client that goes away
@@ -455,12 +446,4 @@ func sortedNames(m map[string]*channel) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 16 {
-		d = min(backoffMin<<attempt, backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/internal/backoff"
 )
 
 // closeGrace is how long a normal close waits for the server's close frame
@@ -172,7 +173,7 @@ func (c *conn) run() {
 		}
 		// A session that did not last is a flapping upstream: keep
 		// backing off instead of starting again at the shortest delay.
-		if time.Since(sess.started) >= reconnectMax {
+		if time.Since(sess.started) >= backoff.Max {
 			attempt = 0
 		}
 		sess, attempt, err = c.reconnect(err, attempt)

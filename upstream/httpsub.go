@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fireboom/fireboom/event"
+	"github.com/fireboom/fireboom/internal/backoff"
 )
 
 // Subscription protocols: the values of upstream.subscriptionProtocol.
@@ -383,7 +384,7 @@ func (s *HTTPSubscription) run(ctx context.Context, body []byte, st *stream, sin
 		}
 		// A stream that did not last is a flapping upstream: keep backing
 		// off instead of starting again at the shortest delay.
-		if time.Since(st.started) >= reconnectMax {
+		if time.Since(st.started) >= backoff.Max {
 			attempt = 0
 		}
 		st, attempt, final = s.reconnect(ctx, body, err, attempt)
@@ -443,7 +444,7 @@ func (s *HTTPSubscription) reconnect(ctx context.Context, body []byte, cause err
 		"err", cause, "timeout", timeout.String())
 	last := cause
 	for ; ; attempt++ {
-		t := time.NewTimer(max(min(backoff(attempt), time.Until(deadline)), 0))
+		t := time.NewTimer(max(min(backoff.Delay(attempt), time.Until(deadline)), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -3,16 +3,9 @@ package upstream
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
-)
 
-// Reconnect backoff: attempt n waits a random time between half and all of
-// min(reconnectMin·2ⁿ, reconnectMax), so that many gateways do not knock
-// on a restarted upstream in step.
-const (
-	reconnectMin = 100 * time.Millisecond
-	reconnectMax = 5 * time.Second
+	"github.com/fireboom/fireboom/internal/backoff"
 )
 
 // errReconnectTimeout is the end of a conn whose upstream stayed away
@@ -30,14 +23,6 @@ func (e *errReconnectTimeout) Unwrap() error { return ErrUnavailable }
 
 // errAbandoned ends a reconnect that has nothing left to carry.
 var errAbandoned = errors.New("upstream: reconnect abandoned: no subscription left")
-
-func backoff(attempt int) time.Duration {
-	d := reconnectMax
-	if attempt < 16 {
-		d = min(reconnectMin<<attempt, reconnectMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
 
 // shouldReconnect decides, after a session ended with err, whether the conn
 // re-establishes it: not when the hub closes, the connection closed as
@@ -80,7 +65,7 @@ func (c *conn) reconnect(cause error, attempt int) (*session, int, error) {
 		"err", cause, "timeout", h.cfg.ReconnectTimeout.String())
 	last := cause
 	for ; ; attempt++ {
-		if err := c.pause(min(backoff(attempt), time.Until(deadline))); err != nil {
+		if err := c.pause(min(backoff.Delay(attempt), time.Until(deadline))); err != nil {
 			return nil, attempt, err
 		}
 		left := time.Until(deadline)

@@ -315,17 +315,3 @@ func TestFrameScan(t *testing.T) {
 		}
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	for attempt, hi := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
-		800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second} {
-		for range 50 {
-			if d := backoff(attempt); d < hi/2 || d > hi {
-				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, hi/2, hi)
-			}
-		}
-	}
-	if d := backoff(1000); d < reconnectMax/2 || d > reconnectMax {
-		t.Errorf("attempt 1000: %v", d)
-	}
-}
