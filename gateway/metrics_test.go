@@ -32,7 +32,7 @@ func metricValue(t testing.TB, base, series string) float64 {
 	return v
 }
 
-// Every series the README lists appears on /metrics once exercised, with
+// Every series docs/reference.md lists appears on /metrics once exercised, with
 // the labels it documents.
 func TestMetricsAfterUse(t *testing.T) {
 	d := startDemo(t, demo.Options{})
