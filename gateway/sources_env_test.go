@@ -210,6 +210,8 @@ type evOptions struct {
 	upstream string            // the upstream's URL: the events schema extends its schema
 	ops      map[string]string // more operation files
 	extra    string            // more top-level config keys (`"k": v, `)
+	sdl      string            // more of the events schema
+	unready  bool              // do not wait for /ready (the source is down)
 }
 
 // evGateway serves evSchema and evOps from e's source, over loopback.
@@ -227,7 +229,7 @@ func evGateway(t *testing.T, e *evEnv, o evOptions) *testGateway {
 		}
 		return p
 	}
-	schema := write("events.graphql", evSchema(e, o.upstream == ""))
+	schema := write("events.graphql", evSchema(e, o.upstream == "")+o.sdl)
 	for name, text := range evOps {
 		write("operations/"+name, text)
 	}
@@ -243,7 +245,7 @@ func evGateway(t *testing.T, e *evEnv, o evOptions) *testGateway {
 		"subscriptions": {"heartbeat": "10m"}}`,
 		up, o.extra, filepath.Join(dir, "operations"), evSecret, e.name, e.kind, e.url, schema)
 	g := newGatewayWith(t, cfg, nil, Options{}, nil, nil)
-	if o.upstream == "" {
+	if o.upstream == "" && !o.unready {
 		eventually(t, 10*time.Second, "the gateway to be ready", func() bool {
 			resp := get(t, g.URL+"/ready")
 			readAll(t, resp)

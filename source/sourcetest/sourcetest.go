@@ -149,7 +149,19 @@ func NATSServer(t testing.TB, port int) *server.Server {
 	if port == 0 {
 		port = -1
 	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	return NATSServerWith(t, &server.Options{Port: port})
+}
+
+// NATSServerWith runs an in-process NATS server with opts (users and
+// permissions, limits), on loopback and quiet; Port 0 means a free port.
+func NATSServerWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	o := *opts
+	o.Host, o.NoLog, o.NoSigs = "127.0.0.1", true, true
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	s, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatal(err)
 	}
