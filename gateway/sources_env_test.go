@@ -42,6 +42,8 @@ type evEnv struct {
 	kill func(t *testing.T)
 	// conns counts the gateway's connections as the server sees them.
 	conns func(t *testing.T) int
+	// natsServer is the NATS server now (NATS only).
+	natsServer func() *server.Server
 }
 
 // evSecret signs the tokens of the event-source tests.
@@ -82,7 +84,7 @@ func natsEvEnv(t *testing.T) *evEnv {
 	var mu sync.Mutex
 	srv := sourcetest.NATSServer(t, 0)
 	current := func() *server.Server { mu.Lock(); defer mu.Unlock(); return srv }
-	e := &evEnv{kind: source.NATS, name: "bus_" + sourcetest.Random(), url: srv.ClientURL(), channel: "orders." + sourcetest.Random()}
+	e := &evEnv{kind: source.NATS, name: "bus_" + sourcetest.Random(), url: srv.ClientURL(), channel: "orders." + sourcetest.Random(), natsServer: current}
 	e.publish = func(t *testing.T, payload string) {
 		t.Helper()
 		nc := sourcetest.NATSClient(t, e.url) // one per publish: the server may have been restarted
