@@ -15,5 +15,10 @@
 //     p50/p99/max latency, gateway RSS per stream, goroutines and gateway
 //     CPU per delivered event.
 //
+// With -source postgres the gateway serves a PostgreSQL event source
+// instead (no upstream): the clients are -users users, each stream one
+// user's (a token of its own, a per-user filter), and every tick the tool
+// NOTIFYs once per user.
+//
 // Every run ends by itself; only loopback addresses are used.
 package main

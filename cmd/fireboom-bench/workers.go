@@ -51,6 +51,9 @@ func startWorkers(ctx context.Context, c *runConfig, addr, path, bearer string) 
 		if bearer != "" {
 			args = append(args, "-bearer", bearer)
 		}
+		if c.source != "" {
+			args = append(args, "-users", strconv.Itoa(c.users), "-jwt-secret", c.secret)
+		}
 		if c.toolProfile != "" {
 			args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", c.toolProfile, p))
 		}
