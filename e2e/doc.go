@@ -9,6 +9,11 @@
 // the CI environment variable is set (and not "false" or "0"): then they
 // fail, so a CI run can never pass without having driven a browser.
 //
+// The examples' READMEs run here too, as they are written:
+// TestPostgresNotifyExample runs examples/postgres-notify's shell blocks
+// in bash (a built ./cmd/fireboom, curl, psql) against the PostgreSQL of
+// this machine, skipping when it is down unless CI is set.
+//
 // Every run saves screenshots at desktop (1280×900) and phone (390×844)
 // widths into test-output/ at the repository root. With
 // FIREBOOM_UPDATE_SCREENSHOT=1 the desktop one is also written to

@@ -16,11 +16,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fireboom/fireboom/config"
+	"github.com/fireboom/fireboom/source/sourcetest"
 	"github.com/fireboom/fireboom/upstream/demo"
 )
 
+// TestMain fails the package's tests if any goroutine outlives them, and
+// drops the event-source tests' database.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { sourcetest.DropDB() }))
 }
 
 // startDemo starts the real demo upstream for one test.

@@ -91,6 +91,9 @@ func (e *natsEngine) publish(ctx context.Context, sess session, subject string, 
 	if !ok {
 		return ErrUnavailable
 	}
+	// LastError is the connection's latest asynchronous error, and it
+	// stays set: only one that came during this publish is its refusal.
+	before := s.nc.LastError()
 	if limit := s.nc.MaxPayload(); int64(len(payload)) > limit {
 		return fmt.Errorf("%w: %d bytes, the NATS server takes at most %d", ErrPayloadTooLarge, len(payload), limit)
 	}
@@ -109,7 +112,20 @@ func (e *natsEngine) publish(ctx context.Context, sess session, subject string, 
 	if err := s.nc.FlushTimeout(timeout); err != nil {
 		return err
 	}
-	return s.nc.LastError()
+	if err := s.nc.LastError(); err != nil && err != before && refuses(err, subject) {
+		return err
+	}
+	return nil
+}
+
+// refuses reports whether an asynchronous error of the connection may be
+// the refusal of a publish to subject: a permission violation names the
+// subject it refused (another publish's is not this one's).
+func refuses(err error, subject string) bool {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		return strings.Contains(err.Error(), `"`+subject+`"`)
+	}
+	return true
 }
 
 // natsSession is one NATS connection. Every subscription delivers into

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -148,5 +149,52 @@ func TestReportPrint(t *testing.T) {
 	}
 	if thousands(1234567) != "1,234,567" || thousands(12) != "12" {
 		t.Error(thousands(1234567))
+	}
+}
+
+// A tick's payload is JSON of the requested size, with what the clients
+// read (seq, publishedAt) and the user the filter matches.
+func TestTickPayload(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
+	p := tickPayload(7, 42, at, 200)
+	var v struct {
+		UserID      string `json:"userId"`
+		Seq         int64  `json:"seq"`
+		PublishedAt string `json:"publishedAt"`
+	}
+	if err := json.Unmarshal([]byte(p), &v); err != nil || len(p) != 200 || v.UserID != "u7" || v.Seq != 42 || v.PublishedAt != "2026-01-02T03:04:05.0000006Z" {
+		t.Errorf("payload %q (%d bytes): %+v %v", p, len(p), v, err)
+	}
+	if seq, ok := intAfter([]byte(p), `"seq":`); !ok || seq != 42 {
+		t.Errorf("the clients read seq %d %v", seq, ok)
+	}
+	if got, ok := timeAfter([]byte(p), `"publishedAt":"`); !ok || !got.Equal(at) {
+		t.Errorf("the clients read publishedAt %v %v", got, ok)
+	}
+}
+
+func TestParseRunSource(t *testing.T) {
+	c, err := parseRun([]string{"-source", "postgres", "-clients", "5000", "-users", "100", "-rate", "2"}, io.Discard)
+	if err != nil || c.mode() != "postgres" || c.path() != "/operations/MyTicks?wg_sse=true" || c.payload != 200 || c.pgURL != pgDefaultURL {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, args := range [][]string{
+		{"-source", "kafka"},
+		{"-source", "postgres", "-idle"},
+		{"-source", "postgres", "-gateway", "http://127.0.0.1:1"},
+		{"-source", "postgres", "-clients", "10", "-users", "11"},
+		{"-source", "postgres", "-payload", "8000"},
+	} {
+		if _, err := parseRun(args, io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	r := &report{Mode: "postgres", Clients: 4, Users: 2, PayloadBytes: 200, Rate: 1, Hold: "1s", Connected: 4, SourceConnections: 1,
+		UpstreamSubscriptions: -1, HeldSeconds: 1, UpstreamEvents: 4, Deliveries: 8, Expected: 8}
+	var b bytes.Buffer
+	r.print(&b)
+	if out := b.String(); !strings.Contains(out, "over 2 users, 1 ticks/s × 2 NOTIFYs of 200 bytes") || !strings.Contains(out, "1 PostgreSQL connections") ||
+		!strings.Contains(out, "NOTIFYs received (hold)") || !strings.Contains(out, "100.00% of 8 expected") {
+		t.Errorf("report:\n%s", out)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/fireboom/fireboom/auth"
 )
 
 // workerConfig is one worker process's share of the clients.
@@ -32,12 +34,15 @@ type workerConfig struct {
 	ramp     float64       // clients per second (this worker's share)
 	sources  int           // source addresses 127.0.0.2 .. 127.0.0.(1+sources)
 	lifetime time.Duration // the worker exits after this long, whatever happens
+	users    int           // > 0: client i is user i%users, with a token of its own
+	secret   string        // signs the users' tokens
 }
 
 // worker runs the clients of one process. Counters are atomics: a
 // client's goroutine updates them on every event.
 type worker struct {
 	cfg     workerConfig
+	tokens  []string    // per user, when cfg.users > 0
 	holding atomic.Bool // count into the hold-phase counters
 
 	connected, failed, ended     atomic.Int64
@@ -92,6 +97,8 @@ func runWorker(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs.Float64Var(&c.ramp, "ramp", 1000, "clients per second")
 	fs.IntVar(&c.sources, "sources", 16, "source addresses")
 	fs.DurationVar(&c.lifetime, "lifetime", 10*time.Minute, "exit after this long")
+	fs.IntVar(&c.users, "users", 0, "clients are users u0..u<N-1>, round-robin, each with a token")
+	fs.StringVar(&c.secret, "jwt-secret", benchSecret, "HMAC secret of the users' tokens")
 	cpuProfile := fs.String("cpuprofile", "", "write this worker's CPU profile over the hold to FILE")
 	h2 := h2WorkerFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,6 +117,13 @@ func runWorker(args []string, stdin io.Reader, stdout io.Writer) error {
 	var err error
 	if w.h2, err = h2.pool(c); err != nil {
 		return err
+	}
+	for k := range c.users {
+		tok, err := auth.Mint(auth.Config{Secret: c.secret}, benchUser(k), nil, nil, c.lifetime+time.Hour)
+		if err != nil {
+			return err
+		}
+		w.tokens = append(w.tokens, tok)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.lifetime)
 	defer cancel()
@@ -296,8 +310,12 @@ func (w *worker) client(ctx context.Context, i int) {
 
 	target := strings.ReplaceAll(w.cfg.path, "{i}", strconv.Itoa(i))
 	req := "GET " + target + " HTTP/1.1\r\nHost: " + w.cfg.addr + "\r\nAccept: text/event-stream\r\n"
-	if w.cfg.bearer != "" {
-		req += "Authorization: Bearer " + w.cfg.bearer + "\r\n"
+	bearer := w.cfg.bearer
+	if len(w.tokens) > 0 {
+		bearer = w.tokens[i%len(w.tokens)]
+	}
+	if bearer != "" {
+		req += "Authorization: Bearer " + bearer + "\r\n"
 	}
 	req += "\r\n"
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))

@@ -19,5 +19,10 @@
 // and the clients are HTTP/2 streams, -http2-streams to a connection (see
 // http2.go).
 //
+// With -source postgres the gateway serves a PostgreSQL event source
+// instead (no upstream): the clients are -users users, each stream one
+// user's (a token of its own, a per-user filter), and every tick the tool
+// NOTIFYs once per user.
+//
 // Every run ends by itself; only loopback addresses are used.
 package main

@@ -63,9 +63,10 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// startGateway writes a config for the upstream at upstreamURL, builds
+// startGateway writes a config for the upstream at upstreamURL (or, with
+// src, for a PostgreSQL event source alone), builds
 // ./cmd/fireboom (unless bin is set) and starts it as its own process.
-func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log func(string, ...any)) (*gatewayProc, error) {
+func startGateway(ctx context.Context, c *runConfig, src *sourceRun, upstreamURL string, log func(string, ...any)) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "fireboom-bench-")
 	if err != nil {
 		return nil, err
@@ -81,13 +82,6 @@ func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log fun
 	if err := os.MkdirAll(ops, 0o755); err != nil {
 		return nil, err
 	}
-	files, _ := fs.Glob(operationsFS, "operations/*.graphql")
-	for _, f := range files {
-		b, _ := operationsFS.ReadFile(f)
-		if err := os.WriteFile(filepath.Join(ops, filepath.Base(f)), b, 0o644); err != nil {
-			return nil, err
-		}
-	}
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -95,9 +89,22 @@ func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log fun
 	cfg := map[string]any{
 		"listen":        addr,
 		"operationsDir": "operations",
-		"upstream":      map[string]any{"url": upstreamURL, "forwardHeaders": []string{"Authorization"}},
 		"auth":          map[string]any{"jwt": map[string]any{"secret": benchSecret}},
 		"log":           map[string]any{"level": "warn"},
+	}
+	if src != nil {
+		if err := src.writeSourceFiles(dir, c, cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		files, _ := fs.Glob(operationsFS, "operations/*.graphql")
+		for _, f := range files {
+			b, _ := operationsFS.ReadFile(f)
+			if err := os.WriteFile(filepath.Join(ops, filepath.Base(f)), b, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		cfg["upstream"] = map[string]any{"url": upstreamURL, "forwardHeaders": []string{"Authorization"}}
 	}
 	if c.subscriptions != "" {
 		var sub map[string]any

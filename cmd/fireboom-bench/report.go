@@ -15,10 +15,16 @@ import (
 // report is what a run measured. JSON field names are stable for scripts.
 type report struct {
 	Command string  `json:"command"`
-	Mode    string  `json:"mode"` // shared, idle or distinct
+	Mode    string  `json:"mode"` // shared, idle, distinct or postgres (-source)
 	Clients int     `json:"clients"`
 	Rate    float64 `json:"rate,omitempty"`
 	Hold    string  `json:"hold"`
+	// -source: distinct users (one topic each; each tick NOTIFYs once
+	// per user), the payload size, and the gateway's connections counted
+	// in pg_stat_activity.
+	Users             int `json:"users,omitempty"`
+	PayloadBytes      int `json:"payloadBytes,omitempty"`
+	SourceConnections int `json:"sourceConnections,omitempty"`
 
 	Connected   int64            `json:"connected"`
 	Failed      int64            `json:"failed"`
@@ -107,6 +113,10 @@ func (r *report) fill(ws []workerMsg, held time.Duration, s0, s1 procSample, m0,
 	r.HeldSeconds = held.Seconds()
 	r.UpstreamEvents = m1["fireboom_upstream_events_total"] - m0["fireboom_upstream_events_total"]
 	r.Expected = r.UpstreamEvents * float64(r.Connected)
+	if r.Users > 0 { // NOTIFYs received; each is one user's, for 1/users of the clients
+		r.UpstreamEvents = m1["fireboom_source_messages_total"] - m0["fireboom_source_messages_total"]
+		r.Expected = r.UpstreamEvents * float64(r.Connected) / float64(r.Users)
+	}
 	r.DeliveriesPerSec = float64(r.Deliveries) / r.HeldSeconds
 	r.GatewayWritten = m1["fireboom_events_out_total"] - m0["fireboom_events_out_total"]
 	r.GatewayCut = m1["fireboom_slow_consumer_cutoffs_total"]
@@ -129,6 +139,10 @@ func (r *report) fill(ws []workerMsg, held time.Duration, s0, s1 procSample, m0,
 	}
 }
 
+// streaming reports whether the mode carries events whose delivery,
+// losses and latency are measured.
+func (r *report) streaming() bool { return r.Mode == "shared" || r.Users > 0 }
+
 func (r *report) writeJSON(file string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -143,7 +157,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-26s %s\n", name, fmt.Sprintf(format, a...))
 	}
 	fmt.Fprintf(w, "\nfireboom-bench: mode %s, %d clients", r.Mode, r.Clients)
-	if r.Mode == "shared" {
+	switch {
+	case r.Users > 0:
+		fmt.Fprintf(w, " over %d users, %g ticks/s × %d NOTIFYs of %d bytes", r.Users, r.Rate, r.Users, r.PayloadBytes)
+	case r.Mode == "shared":
 		fmt.Fprintf(w, ", %g events/s", r.Rate)
 	}
 	fmt.Fprintf(w, ", hold %s\n", r.Hold)
@@ -156,13 +173,21 @@ func (r *report) print(w io.Writer) {
 		line("upstream (counted there)", "%d subscriptions %v, %d connections",
 			r.UpstreamSubscriptions, fields(r.UpstreamByField), r.UpstreamConnections)
 	}
-	line("upstream (gateway view)", "%.0f subscriptions, %.0f connections", r.GatewayUpstreamSubscriptions, r.GatewayUpstreamConnections)
-	if r.Mode == "shared" {
+	if r.Users > 0 {
+		line("source (counted there)", "%d PostgreSQL connections of the gateway (pg_stat_activity)", r.SourceConnections)
+	} else {
+		line("upstream (gateway view)", "%.0f subscriptions, %.0f connections", r.GatewayUpstreamSubscriptions, r.GatewayUpstreamConnections)
+	}
+	if r.streaming() {
 		pct := 0.0
 		if r.Expected > 0 {
 			pct = 100 * float64(r.Deliveries) / r.Expected
 		}
-		line("upstream events (hold)", "%.0f in %.1fs (%.1f/s)", r.UpstreamEvents, r.HeldSeconds, r.UpstreamEvents/r.HeldSeconds)
+		in := "upstream events (hold)"
+		if r.Users > 0 {
+			in = "NOTIFYs received (hold)"
+		}
+		line(in, "%.0f in %.1fs (%.1f/s)", r.UpstreamEvents, r.HeldSeconds, r.UpstreamEvents/r.HeldSeconds)
 		line("deliveries (hold)", "%s = %s/s (%.2f%% of %s expected; gateway wrote %s)",
 			thousands(float64(r.Deliveries)), thousands(r.DeliveriesPerSec), pct, thousands(r.Expected), thousands(r.GatewayWritten))
 		line("lost events", "%d in the hold, %d since connecting (seq gaps); %d duplicates, %d gap events",

@@ -43,6 +43,10 @@ type runConfig struct {
 	http2         bool   // -http2: TLS gateway, HTTP/2 clients (see http2.go)
 	h2Streams     int    // -http2-streams: streams per connection
 	h2CA          string // the gateway certificate the workers trust
+	source        string // "postgres": serve an event source instead of an upstream
+	users         int
+	pgURL         string
+	payload       int
 }
 
 // deadline bounds the whole run: ramp, settle, hold and a margin.
@@ -53,6 +57,8 @@ func (c *runConfig) deadline() time.Duration {
 
 func (c *runConfig) mode() string {
 	switch {
+	case c.source != "":
+		return c.source
 	case c.distinct > 0:
 		return "distinct"
 	case c.idle:
@@ -68,6 +74,8 @@ func (c *runConfig) path() string {
 		return "/operations/Idle?wg_sse=true&room=bench-{i}"
 	case "idle":
 		return "/operations/Idle?wg_sse=true"
+	case "postgres":
+		return "/operations/MyTicks?wg_sse=true"
 	}
 	return "/operations/Ticks?wg_sse=true"
 }
@@ -99,6 +107,10 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.jsonOut, "json", "", "also write the figures as JSON to FILE")
 	fs.StringVar(&c.toolProfile, "toolprofile", "", "write each client worker's CPU profile over the hold to FILE.<n>")
 	c.h2Flags(fs)
+	fs.StringVar(&c.source, "source", "", `"postgres": the gateway serves a PostgreSQL event source alone; each tick (-rate/s) NOTIFYs once per user`)
+	fs.IntVar(&c.users, "users", 100, "with -source: distinct users (token subjects, one topic each), spread over the clients")
+	fs.StringVar(&c.pgURL, "pg-url", pgDefaultURL, "with -source postgres: the database to LISTEN and NOTIFY on")
+	fs.IntVar(&c.payload, "payload", 200, "with -source: bytes per NOTIFY payload")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -123,6 +135,12 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 		return nil, errors.New("-cpuprofile and -memprofile need -pprof ADDR")
 	case c.gatewayURL == "" && (c.gatewayPID != 0 || c.upstreamStats != ""):
 		return nil, errors.New("-gateway-pid and -upstream-stats go with -gateway")
+	case c.source != "" && c.source != "postgres":
+		return nil, fmt.Errorf("-source %q: only postgres", c.source)
+	case c.source != "" && (c.idle || c.distinct > 0 || c.gatewayURL != ""):
+		return nil, errors.New("-source excludes -idle, -distinct and -gateway (it starts its own gateway)")
+	case c.source != "" && (c.users < 1 || c.users > c.clients || c.payload < 100 || c.payload >= 8000 || c.rate <= 0):
+		return nil, errors.New("-source: -users between 1 and -clients, -payload between 100 and 7999, -rate positive")
 	}
 	if c.pprof != "" {
 		if err := checkLoopback(c.pprof); err != nil {
@@ -148,21 +166,38 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	probe := &gatewayProbe{hc: hc}
 	var stats statsFunc
 	var gw *gatewayProc
-	if c.gatewayURL == "" {
+	var src *sourceRun
+	switch {
+	case c.source != "":
+		src = newSourceRun()
+		gw, err = startGateway(ctx, c, src, "", logf)
+		if err != nil {
+			return err
+		}
+		defer gw.stop()
+		probe.base, probe.pid = gw.base, gw.pid()
+		n, err := startNotifier(ctx, c.pgURL, src.channel, c.users, c.rate, c.payload)
+		if err != nil {
+			return err
+		}
+		defer n.stop()
+		logf("gateway pid %d at %s, PostgreSQL source on channel %s: %d NOTIFYs (%d bytes) per tick, %g ticks/s",
+			gw.pid(), gw.base, src.channel, c.users, c.payload, c.rate)
+	case c.gatewayURL == "":
 		up, err := startUpstream("127.0.0.1:0", c.rate)
 		if err != nil {
 			return err
 		}
 		defer up.close()
 		stats = func(context.Context) (demo.Stats, error) { return up.d.Stats(), nil }
-		gw, err = startGateway(ctx, c, up.url(), logf)
+		gw, err = startGateway(ctx, c, nil, up.url(), logf)
 		if err != nil {
 			return err
 		}
 		defer gw.stop()
 		probe.base, probe.pid = gw.base, gw.pid()
 		logf("gateway pid %d at %s, demo upstream at %s ticking %g/s", gw.pid(), gw.base, up.url(), c.rate)
-	} else {
+	default:
 		u, err := url.Parse(c.gatewayURL)
 		if err != nil || u.Scheme != "http" {
 			return fmt.Errorf("-gateway: expected http://host:port, got %q", c.gatewayURL)
@@ -176,7 +211,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	bearer := c.bearer
-	if bearer == "" && c.sub != "" {
+	if bearer == "" && c.sub != "" && src == nil { // -source: the workers mint one token per user
 		bearer, err = auth.Mint(auth.Config{Secret: c.secret}, c.sub, nil, nil, c.deadline()+time.Hour)
 		if err != nil {
 			return err
@@ -188,6 +223,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		logTail = gw.logTail
 	}
 	r, err := measure(ctx, c, probe, stats, bearer, logTail, logf)
+	if r != nil && src != nil {
+		r.SourceConnections, _ = countListeners(ctx, c.pgURL, src.app)
+	}
 	if r != nil {
 		r.print(stdout)
 		if c.jsonOut != "" {
@@ -203,7 +241,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 // logTail, when set, reads the gateway's recent warnings.
 func measure(ctx context.Context, c *runConfig, probe *gatewayProbe, stats statsFunc, bearer string, logTail func() string, logf func(string, ...any)) (*report, error) {
 	r := &report{Mode: c.mode(), Clients: c.clients, Rate: c.rate, Hold: c.hold.String(), Command: strings.Join(os.Args, " ")}
-	if r.Mode != "shared" {
+	if c.source != "" {
+		r.Users, r.PayloadBytes = c.users, c.payload
+	}
+	if !r.streaming() {
 		r.Rate = 0
 	}
 	// Baseline: the gateway serving, no client yet. The machine's load

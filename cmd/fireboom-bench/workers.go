@@ -52,6 +52,9 @@ func startWorkers(ctx context.Context, c *runConfig, addr, path, bearer string) 
 			args = append(args, "-bearer", bearer)
 		}
 		args = append(args, c.h2WorkerArgs()...)
+		if c.source != "" {
+			args = append(args, "-users", strconv.Itoa(c.users), "-jwt-secret", c.secret)
+		}
 		if c.toolProfile != "" {
 			args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", c.toolProfile, p))
 		}
