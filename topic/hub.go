@@ -261,7 +261,9 @@ func (h *Hub) newTopicLocked(spec Spec) *topic {
 	} else {
 		log = NewRing(inc, spec.Replay)
 	}
-	t := &topic{h: h, spec: spec, st: st, log: log, ready: make(chan struct{})}
+	// opening from the start: a client that leaves before the start
+	// goroutine runs must find the stop owed, not lost.
+	t := &topic{h: h, spec: spec, st: st, log: log, ready: make(chan struct{}), opening: true}
 	if spec.Key != "" {
 		h.topics[spec.Key] = t
 	}

@@ -2,12 +2,17 @@ package topic
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fireboom/fireboom/event"
 )
+
+// errEndedBeforeStart is what a topic whose clients all left before its
+// source started reports to a join still waiting (none normally is).
+var errEndedBeforeStart = errors.New("topic: every client left before the source started")
 
 // topic is one key's running source, its log and its clients. It is the
 // event.Sink its source writes into.
@@ -25,7 +30,7 @@ type topic struct {
 	log      Log
 	clients  []*Client
 	ended    bool
-	opening  bool   // Open has not returned yet
+	opening  bool   // Open has not returned yet (set from creation, under h.mu)
 	stopFn   func() // the source's stop, once Open returned
 	stopOwed bool   // ended while opening: stop once Open returns
 	patching bool   // a patch client joined: compute patches from now on
@@ -40,7 +45,14 @@ var _ event.Sink = (*topic)(nil)
 // Clients waiting in Join are released when it returns.
 func (t *topic) open(ctx context.Context) {
 	t.mu.Lock()
-	t.opening = true
+	if t.ended {
+		// Every client left before the source started: start nothing
+		// (a source started now would have no one to stop it).
+		t.opening, t.openErr = false, errEndedBeforeStart
+		close(t.ready)
+		t.mu.Unlock()
+		return
+	}
 	t.mu.Unlock()
 	octx, cancel := context.WithTimeout(t.h.ctx, DefaultOpenTimeout)
 	if dl, ok := ctx.Deadline(); ok {
@@ -104,41 +116,36 @@ func (t *topic) Gap(reason string) {
 }
 
 // End ends the topic for every client with final (event.Sink). The
-// source's stop is then called on a goroutine of the hub's, since it may
-// wait for the very goroutine that called End.
+// source's stop is then called on a goroutine of the hub's: it may wait for
+// the very goroutine that called End, or for a lock held around this call.
 func (t *topic) End(final *event.Event) {
 	if final == nil || !final.Kind.Terminal() {
 		final = event.DoneEvent
 	}
-	stop := t.end(final)
-	if stop != nil && t.h.background() {
-		go func() {
-			defer t.h.wg.Done()
-			stop()
-		}()
-	} else if stop != nil {
-		stop() // the hub is closing: Close waits for its callers anyway
-	}
+	t.finish(final, false, true)
 }
 
 // end unlists t and closes every client's queue with final (nil: Done,
 // after a failed start). It returns the source's stop when this call ended
 // t and the source is open; nil otherwise (already ended, or still
 // opening: then open stops it).
-func (t *topic) end(final *event.Event) (stop func()) { return t.finish(final, false) }
+func (t *topic) end(final *event.Event) (stop func()) { return t.finish(final, false, false) }
 
 // release ends t when its last client left and no hold keeps it, and
 // stops its source.
 func (t *topic) release() {
-	if stop := t.finish(event.DoneEvent, true); stop != nil {
+	if stop := t.finish(event.DoneEvent, true, false); stop != nil {
 		stop()
 	}
 }
 
 // finish is end; with idleOnly it does nothing while t has a client or a
 // hold. Both locks are held while it decides, so a client joining at the
-// same time either comes first (and t stays) or finds t gone.
-func (t *topic) finish(final *event.Event, idleOnly bool) (stop func()) {
+// same time either comes first (and t stays) or finds t gone. With async,
+// it runs the stop itself, on a goroutine counted in the hub's WaitGroup
+// before h.mu is let go (so that Close, which ends every topic before it
+// waits, waits for it too), and returns nil.
+func (t *topic) finish(final *event.Event, idleOnly, async bool) (stop func()) {
 	h := t.h
 	h.mu.Lock()
 	t.mu.Lock()
@@ -166,11 +173,22 @@ func (t *topic) finish(final *event.Event, idleOnly bool) (stop func()) {
 		stop = t.stopFn
 	}
 	t.mu.Unlock()
+	if async && stop != nil {
+		h.wg.Add(1)
+	}
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.q.Close(final)
 	}
 	t.st.clients.Add(-int64(len(clients)))
+	if async && stop != nil {
+		run := stop
+		go func() {
+			defer h.wg.Done()
+			run()
+		}()
+		return nil
+	}
 	return stop
 }
 
@@ -281,7 +299,7 @@ func (t *topic) pushLocked(e *event.Event) (removed int, empty bool) {
 		}
 		w++
 	}
-	t.st.out.Add(int64(len(t.clients)))
+	t.st.out.Add(int64(w))
 	if cut > 0 {
 		t.st.cut.Add(int64(cut))
 	}
@@ -304,8 +322,14 @@ func (t *topic) afterPush(removed int, empty bool) {
 	if removed > 0 {
 		t.st.clients.Add(-int64(removed))
 	}
-	if empty {
-		t.release()
+	if empty && t.h.background() {
+		// Not here: this is the source's goroutine, inside a Sink call,
+		// and the source's stop may wait for it (or for a lock held
+		// around the call). If the hub is closing, Close stops t.
+		go func() {
+			defer t.h.wg.Done()
+			t.release()
+		}()
 	}
 }
 
