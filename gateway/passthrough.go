@@ -50,6 +50,12 @@ func (g *Gateway) forwardedToken(r *http.Request, id *auth.Identity) (token stri
 		return "", false
 	}
 	tok, src := g.auth.Unchecked(r)
+	if src != auth.SourceHeader && r.Header.Get("Authorization") != "" {
+		// The client sent its own Authorization (another scheme, say
+		// Basic): it goes upstream untouched, and no cookie or query
+		// token is put beside it.
+		return "", false
+	}
 	return tok, tok != "" && src != auth.SourceHeader
 }
 

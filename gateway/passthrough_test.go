@@ -82,6 +82,8 @@ func TestTokenPassThroughReachesUpstream(t *testing.T) {
 		{"odd spacing kept", "bearer   " + passThroughToken, "", "", "bearer   " + passThroughToken, passThroughToken, 200},
 		{"expired JWT", "Bearer " + expired, "", "", "Bearer " + expired, expired, 502},
 		{"other scheme", "Basic dXNlcjpwYXNz", "", "", "Basic dXNlcjpwYXNz", "", 502},
+		// A header the client sent is never replaced by a cookie's token.
+		{"other scheme beside a cookie", "Basic dXNlcjpwYXNz", passThroughToken, "", "Basic dXNlcjpwYXNz", "", 502},
 		{"cookie", "", passThroughToken, "", "Bearer " + passThroughToken, passThroughToken, 200},
 		{"query parameter", "", "", passThroughToken, "Bearer " + passThroughToken, passThroughToken, 200},
 	} {

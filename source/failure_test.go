@@ -213,6 +213,8 @@ func TestSetReadyAndMetrics(t *testing.T) {
 		"fireboom_source_bad_messages_total{gone} 0",
 		"fireboom_source_connected{bus} 1",
 		"fireboom_source_connected{gone} 0",
+		"fireboom_source_dropped_total{bus} 0",
+		"fireboom_source_dropped_total{gone} 0",
 		"fireboom_source_messages_total{bus} 3",
 		"fireboom_source_messages_total{gone} 0",
 	}

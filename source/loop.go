@@ -16,7 +16,9 @@ type engine interface {
 	// dial connects; deliver is called by the session's one reader
 	// goroutine for each message, with the channel or subscription
 	// subject it came on.
-	dial(ctx context.Context, deliver func(ch string, payload []byte)) (session, error)
+	// missed, when the server's client library had to drop messages of a
+	// channel (NATS: a slow consumer), tells the source so.
+	dial(ctx context.Context, deliver func(ch string, payload []byte), missed func(ch string)) (session, error)
 	// check vets a channel or subject (publish: a NATS subject without
 	// wildcards).
 	check(ch string, publish bool) error
@@ -60,7 +62,7 @@ func (s *Source) run(ctx context.Context) {
 			dialFor = max(min(dialFor, s.timeout-time.Since(downSince)), 10*time.Millisecond)
 		}
 		dctx, cancel := context.WithTimeout(ctx, dialFor)
-		sess, err := s.eng.dial(dctx, s.deliver)
+		sess, err := s.eng.dial(dctx, s.deliver, s.missed)
 		cancel()
 		if err == nil {
 			if err = s.relisten(ctx, sess); err != nil {
@@ -132,7 +134,7 @@ func (s *Source) run(ctx context.Context) {
 			ch.listened, ch.unlistening = false, false
 		}
 		s.mu.Unlock()
-		s.each(func(r *reg) { r.needGap = true })
+		s.each(func(r *reg) { r.gapWhy = "reconnected" })
 	}
 }
 

@@ -58,7 +58,7 @@ func (e *natsEngine) maxPayload() int      { return 0 }
 func (e *natsEngine) publishesAlone() bool { return false }
 func (e *natsEngine) close()               {}
 
-func (e *natsEngine) dial(ctx context.Context, deliver func(string, []byte)) (session, error) {
+func (e *natsEngine) dial(ctx context.Context, deliver func(string, []byte), missed func(string)) (session, error) {
 	s := &natsSession{
 		deliver: deliver,
 		msgs:    make(chan *nats.Msg, natsPending),
@@ -76,6 +76,13 @@ func (e *natsEngine) dial(ctx context.Context, deliver func(string, []byte)) (se
 		nats.Timeout(timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.lost(err) }),
 		nats.ClosedHandler(func(*nats.Conn) { s.lost(nil) }),
+		// The client library drops messages a full subscription cannot
+		// take (our reader fell behind): the streams are told with a gap.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+				missed(sub.Subject)
+			}
+		}),
 	)
 	if err != nil {
 		return nil, err

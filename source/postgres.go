@@ -56,7 +56,7 @@ func (p *postgres) maxPayload() int      { return pgMaxPayload }
 func (p *postgres) publishesAlone() bool { return false }
 func (p *postgres) close()               {}
 
-func (p *postgres) dial(ctx context.Context, deliver func(string, []byte)) (session, error) {
+func (p *postgres) dial(ctx context.Context, deliver func(string, []byte), _ func(string)) (session, error) {
 	conn, err := pgx.ConnectConfig(ctx, p.cfg.Copy())
 	if err != nil {
 		return nil, err

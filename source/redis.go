@@ -49,7 +49,7 @@ func (e *redisEngine) publish(ctx context.Context, _ session, ch string, payload
 	return e.client.Publish(ctx, ch, payload).Err()
 }
 
-func (e *redisEngine) dial(ctx context.Context, deliver func(string, []byte)) (session, error) {
+func (e *redisEngine) dial(ctx context.Context, deliver func(string, []byte), _ func(string)) (session, error) {
 	ps := e.client.Subscribe(ctx)
 	// Subscribe connects lazily; a PING makes it connect now.
 	if err := ps.Ping(ctx); err != nil {

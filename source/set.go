@@ -91,13 +91,16 @@ var (
 		"Messages received from each event source.", []string{"source"}, nil)
 	descBad = prometheus.NewDesc("fireboom_source_bad_messages_total",
 		"Event source messages dropped because they were not JSON or did not fit the operation's type.", []string{"source"}, nil)
+	descDropped = prometheus.NewDesc("fireboom_source_dropped_total",
+		"Times an event source's client library dropped messages because the gateway read too slowly (NATS slow consumer); each stream was told with a gap.", []string{"source"}, nil)
 	descConnected = prometheus.NewDesc("fireboom_source_connected",
 		"Whether each event source is connected (1) or not (0).", []string{"source"}, nil)
 )
 
 // Collector exposes the sources' counters to Prometheus:
-// fireboom_source_messages_total, fireboom_source_bad_messages_total and
-// fireboom_source_connected, each labelled by source.
+// fireboom_source_messages_total, fireboom_source_bad_messages_total,
+// fireboom_source_dropped_total and fireboom_source_connected, each
+// labelled by source.
 func (set *Set) Collector() prometheus.Collector { return collector{set} }
 
 type collector struct{ set *Set }
@@ -105,6 +108,7 @@ type collector struct{ set *Set }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMessages
 	ch <- descBad
+	ch <- descDropped
 	ch <- descConnected
 }
 
@@ -117,6 +121,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(st.Messages), n)
 		ch <- prometheus.MustNewConstMetric(descBad, prometheus.CounterValue, float64(st.BadMessages), n)
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Dropped), n)
 		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn, n)
 	}
 }

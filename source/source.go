@@ -71,8 +71,8 @@ type Source struct {
 	log        *slog.Logger
 	timeout    time.Duration
 
-	messages, bad atomic.Uint64
-	connected     atomic.Bool
+	messages, bad, dropped atomic.Uint64
+	connected              atomic.Bool
 
 	mu       sync.Mutex
 	state    state
@@ -188,12 +188,13 @@ func (s *Source) unavailableLocked() error {
 type Stats struct {
 	Messages    uint64 // messages received (fireboom_source_messages_total)
 	BadMessages uint64 // dropped as not JSON or not fitting (fireboom_source_bad_messages_total)
+	Dropped     uint64 // times the client library dropped messages (fireboom_source_dropped_total)
 	Connected   bool   // fireboom_source_connected
 }
 
 // Stats reads the counters.
 func (s *Source) Stats() Stats {
-	return Stats{Messages: s.messages.Load(), BadMessages: s.bad.Load(), Connected: s.connected.Load()}
+	return Stats{Messages: s.messages.Load(), BadMessages: s.bad.Load(), Dropped: s.dropped.Load(), Connected: s.connected.Load()}
 }
 
 // CheckChannel reports whether the source can listen on or publish to ch,
@@ -252,12 +253,12 @@ func (s *Source) Stream(ch string, t Transform) *Stream {
 // reg is one Open of a Stream. mu serializes the calls to sink and the
 // flags that stop them, so nothing reaches the sink after stop returned.
 type reg struct {
-	st      *Stream
-	sink    event.Sink
-	mu      sync.Mutex
-	active  bool // Open returned: messages go to sink
-	done    bool // stopped or ended: nothing goes to sink
-	needGap bool // the connection was lost: Gap before the next Next
+	st     *Stream
+	sink   event.Sink
+	mu     sync.Mutex
+	active bool   // Open returned: messages go to sink
+	done   bool   // stopped or ended: nothing goes to sink
+	gapWhy string // events were lost (the connection dropped, the client library dropped some): Gap(gapWhy) before the next Next
 }
 
 // Open registers the stream and returns once the source listens to its
@@ -327,11 +328,32 @@ func (st *Stream) stopFunc(r *reg) func() {
 	}
 }
 
-// gap tells the sink of a reconnect, once; r.mu is held.
+// gap tells the sink, once, that events were lost; r.mu is held.
 func (r *reg) gap() {
-	if r.needGap {
-		r.needGap = false
-		r.sink.Gap("reconnected")
+	if r.gapWhy != "" {
+		r.sink.Gap(r.gapWhy)
+		r.gapWhy = ""
+	}
+}
+
+// missed marks the streams of channel ch: the client library dropped some
+// of its messages (our reader fell behind). Each stream is told with a
+// slow-consumer gap before its next event; the drop is counted and logged.
+func (s *Source) missed(ch string) {
+	s.dropped.Add(1)
+	s.log.Warn("event messages dropped by the client library: the gateway read too slowly", "channel", ch)
+	s.mu.Lock()
+	var regs []*reg
+	if c := s.channels[ch]; c != nil {
+		regs = append(regs, c.regs...)
+	}
+	s.mu.Unlock()
+	for _, r := range regs {
+		r.mu.Lock()
+		if r.gapWhy == "" {
+			r.gapWhy = "slow-consumer"
+		}
+		r.mu.Unlock()
 	}
 }
 

@@ -411,7 +411,7 @@ func compacted(deliver func([]byte), log *slog.Logger) func([]byte) {
 		var buf bytes.Buffer
 		buf.Grow(len(raw))
 		if err := json.Compact(&buf, raw); err != nil {
-			log.Debug("upstream sent a result that is not JSON; dropped", "err", err)
+			log.Warn("upstream sent a result that is not JSON; dropped", "err", err)
 			return
 		}
 		deliver(buf.Bytes())

@@ -56,7 +56,7 @@ func readMultipart(r io.Reader, boundary string, limit int64, next func([]byte),
 		case err != nil:
 			var se *json.SyntaxError
 			if errors.As(err, &se) {
-				log.Debug("upstream sent a multipart part that is not JSON; ignored", "err", err)
+				log.Warn("upstream sent a multipart part that is not JSON; ignored", "err", err)
 				continue
 			}
 			return nil, err
@@ -91,7 +91,7 @@ func multipartMessage(raw json.RawMessage, next func([]byte), log *slog.Logger) 
 		Data    present         `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		log.Debug("upstream sent a multipart part that is not a JSON object; ignored", "err", err)
+		log.Warn("upstream sent a multipart part that is not a JSON object; ignored", "err", err)
 		return nil
 	}
 	fatal := nonEmptyArray(m.Errors)
