@@ -30,8 +30,8 @@ type jsLog struct {
 
 	mu sync.Mutex
 	// What the rules need of the records applied so far.
-	maxTerm    uint64
-	lastN      uint64 // ordinal of the newest result; 0 before any
+	maxTerm uint64
+	lastN   uint64 // ordinal of the newest result; 0 before any
 	// floor is the stream sequence of the start of a run that began
 	// with no result known: its results are numbered from floor+1, past
 	// any ordinal an older, forgotten run can have used (an ordinal never
