@@ -42,6 +42,7 @@ type jsLog struct {
 	prevInst   string
 	prevReason string // of a stop
 	prevLive   bool   // the newest record applied was read live
+	lastStart  string // the gap the newest start meant ("" for none)
 	// followed is set once this instance followed another owner's run:
 	// a takeover then may have cost its clients events.
 	followed bool
@@ -53,15 +54,15 @@ type jsLog struct {
 	loaded   chan struct{}
 	progress chan struct{} // closed and replaced whenever lastSeq grows
 
-	ents   []entry // kept events in stream order, from head
+	ents   []kept // kept events in stream order, from head
 	head   int
 	nexts  int          // results among ents[head:]
 	newest *event.Event // newest result of the current run
 	inbox  []*event.Event
 }
 
-// entry is one kept event: a result, a gap, or a topic's end.
-type entry struct {
+// kept is one kept event: a result, a gap, or a topic's end.
+type kept struct {
 	seq, n uint64 // n: the ordinal of the result, or of the one before
 	ev     *event.Event
 	first  bool // the first result of a run numbered from its start
@@ -141,7 +142,7 @@ func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.Gap
 	i := sort.Search(len(live), func(i int) bool { return live[i].seq > seq })
 	// Results before the first one kept after the client's position are
 	// not here: the ordinals say how many.
-	var after *entry
+	var after *kept
 	for k := range live[i:] {
 		if live[i+k].ev.Kind == event.Next {
 			after = &live[i+k]
@@ -181,7 +182,7 @@ func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.Gap
 	return dst, nil
 }
 
-func hasNext(ents []entry) bool {
+func hasNext(ents []kept) bool {
 	for _, e := range ents {
 		if e.ev.Kind == event.Next {
 			return true
@@ -250,6 +251,7 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 		case l.prevInst != r.inst:
 			reason = "failover"
 		}
+		l.lastStart = reason
 		if reason != "" {
 			// Told live only to clients that were following a run (a
 			// fresh start's clients missed nothing); kept for resumes.
@@ -263,7 +265,7 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 			l.gapLocked(r.seq, "reconnected", live) // results were lost
 		}
 		e := &event.Event{Kind: event.Next, ID: formatID(l.tag, r.seq, r.n), Data: r.data}
-		l.keepLocked(entry{seq: r.seq, n: r.n, ev: e, first: l.lastN == 0 && r.n == l.floor+1})
+		l.keepLocked(kept{seq: r.seq, n: r.n, ev: e, first: l.lastN == 0 && r.n == l.floor+1})
 		l.nexts++
 		l.lastN, l.newest = r.n, e
 		if live {
@@ -276,7 +278,7 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 		if r.kind == kindError {
 			final = &event.Event{Kind: event.Error, Data: r.data}
 		}
-		l.keepLocked(entry{seq: r.seq, n: l.lastN, ev: final})
+		l.keepLocked(kept{seq: r.seq, n: l.lastN, ev: final})
 		l.newest = nil // the run ended: the next one starts empty
 		if live {
 			l.inbox = append(l.inbox, final)
@@ -300,7 +302,7 @@ func (l *jsLog) gapLocked(seq uint64, reason string, tell bool) {
 		return
 	}
 	g := event.NewGap(event.GapData{Reason: reason})
-	l.keepLocked(entry{seq: seq, n: l.lastN, ev: g})
+	l.keepLocked(kept{seq: seq, n: l.lastN, ev: g})
 	if tell {
 		l.inbox = append(l.inbox, g)
 	}
@@ -308,13 +310,13 @@ func (l *jsLog) gapLocked(seq uint64, reason string, tell bool) {
 
 // keepLocked appends an entry, dropping the oldest beyond size results
 // (and beyond twice as many entries, gaps and ends included).
-func (l *jsLog) keepLocked(e entry) {
+func (l *jsLog) keepLocked(e kept) {
 	l.ents = append(l.ents, e)
 	for l.nexts > l.size || len(l.ents)-l.head > 2*l.size+8 {
 		if l.ents[l.head].ev.Kind == event.Next {
 			l.nexts--
 		}
-		l.ents[l.head] = entry{}
+		l.ents[l.head] = kept{}
 		l.head++
 	}
 	if l.head > 64 && l.head*2 > len(l.ents) {
@@ -357,4 +359,36 @@ func (l *jsLog) readTo() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lastSeq
+}
+
+// waitRead waits until the log has read as far as seq.
+func (l *jsLog) waitRead(ctx context.Context, seq uint64) error {
+	for {
+		l.mu.Lock()
+		done, progress := l.lastSeq >= seq, l.progress
+		l.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// startReason is the gap the newest start record meant: "failover",
+// "handoff", "restarted", or "" (a fresh start, or the same owner again).
+func (l *jsLog) startReason() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastStart
+}
+
+// ended reports whether the newest record applied ended the topic.
+func (l *jsLog) ended() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.prevKind == kindDone || l.prevKind == kindError
 }
