@@ -65,6 +65,9 @@ type Config struct {
 	// Operations holds per-operation settings, keyed by operation name
 	// ("chat/Messages").
 	Operations map[string]Operation `json:"operations"`
+	// Cluster, when set, makes this instance one of a cluster over NATS
+	// JetStream (see Cluster); nil: one process, in-memory replay.
+	Cluster *Cluster `json:"cluster"`
 
 	// Dir is the folder of the config file; relative paths resolve
 	// against it. Not read from JSON.
@@ -298,6 +301,7 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Cluster.applyDefaults()
 }
 
 func (c *Config) validate() error {
@@ -384,6 +388,7 @@ func (c *Config) validate() error {
 	default:
 		bad("log.level", `expected "debug", "info", "warn" or "error", got %q`, c.Log.Level)
 	}
+	c.Cluster.validate(bad)
 	return errors.Join(sortErrs(errs)...)
 }
 
@@ -396,6 +401,9 @@ func (c *Config) resolvePaths() {
 	}
 	c.OperationsDir = abs(c.OperationsDir)
 	c.Upstream.SchemaFile = abs(c.Upstream.SchemaFile)
+	if c.Cluster != nil {
+		c.Cluster.NATS.CredsFile = abs(c.Cluster.NATS.CredsFile)
+	}
 }
 
 // ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address
