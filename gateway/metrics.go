@@ -74,6 +74,9 @@ func newMetrics(g *Gateway) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if g.engine != nil {
+		m.reg.MustRegister(newClusterCollector(g))
+	}
 	// Known label values start at 0, so that rates and alerts work before
 	// the first occurrence.
 	for _, r := range []string{"ok", "failed"} {
