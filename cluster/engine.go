@@ -77,6 +77,11 @@ type Engine struct {
 
 	ready     atomic.Bool  // stream and bucket are set up
 	downSince atomic.Int64 // unix nanos the connection dropped; 0 while up
+	// upSince is when the connection last came up (unix nanos). Leases
+	// and interest are judged stale only after a lease TTL of being
+	// connected: after an outage every owner gets that long to refresh,
+	// so that a short NATS restart causes no takeover.
+	upSince   atomic.Int64
 	failed    atomic.Int64 // publishes that could not be queued
 	takeovers sync.Map     // reason → *atomic.Int64
 
@@ -147,8 +152,14 @@ func New(cfg Config) (*Engine, error) {
 			e.log.Warn("cluster: NATS connection lost; streams go on and resume when it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
+			e.upSince.Store(time.Now().UnixNano())
 			e.downSince.Store(0)
 			e.log.Info("cluster: NATS connection re-established")
+		}),
+		nats.ConnectHandler(func(*nats.Conn) { // after RetryOnFailedConnect
+			e.upSince.Store(time.Now().UnixNano())
+			e.downSince.Store(0)
+			e.log.Info("cluster: NATS connection established")
 		}),
 	}
 	switch {
@@ -171,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.nc = nc
+	e.upSince.Store(time.Now().UnixNano())
 	e.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1<<14), jetstream.WithPublishAsyncTimeout(time.Minute))
 	if err != nil {
 		nc.Close()
@@ -378,9 +390,6 @@ func (e *Engine) seen(u jetstream.KeyValueEntry) {
 		hash := key[2:]
 		if put {
 			e.leases[hash] = leaseSeen{holder: string(u.Value()), at: now}
-			if ent := e.entries[hash]; ent != nil && ent.m != nil && string(u.Value()) != e.inst {
-				ent.m.log.follow()
-			}
 			return
 		}
 		delete(e.leases, hash)

@@ -41,11 +41,7 @@ type jsLog struct {
 	prevKind   byte   // of the newest record applied (not fenced)
 	prevInst   string
 	prevReason string // of a stop
-	prevLive   bool   // the newest record applied was read live
 	lastStart  string // the gap the newest start meant ("" for none)
-	// followed is set once this instance followed another owner's run:
-	// a takeover then may have cost its clients events.
-	followed bool
 	// loadTo is the newest record of the history (read when the log
 	// started); records after it are live. loaded is closed once it was
 	// read.
@@ -54,11 +50,17 @@ type jsLog struct {
 	loaded   chan struct{}
 	progress chan struct{} // closed and replaced whenever lastSeq grows
 
-	ents   []kept // kept events in stream order, from head
-	head   int
-	nexts  int          // results among ents[head:]
-	newest *event.Event // newest result of the current run
-	inbox  []*event.Event
+	lastWasGap bool // the newest record applied kept a gap
+
+	// What the topic sees: the history, then what Take handed over. A
+	// record read live waits in pending until Take, so that a client
+	// catching up (Since) and the live events meet exactly.
+	ents     []kept // kept events in stream order, from head
+	head     int
+	nexts    int          // results among ents[head:]
+	newest   *event.Event // newest result of the current run
+	takenSeq uint64       // the newest record the topic sees
+	pending  []kept
 }
 
 // kept is one kept event: a result, a gap, or a topic's end.
@@ -66,6 +68,9 @@ type kept struct {
 	seq, n uint64 // n: the ordinal of the result, or of the one before
 	ev     *event.Event
 	first  bool // the first result of a run numbered from its start
+	// Pending only: tell hands ev to the clients; reset ends the run
+	// (newest goes); ev nil: nothing to keep.
+	tell, reset bool
 }
 
 func newLog(tag string, size int, state bool, notify func()) *jsLog {
@@ -100,11 +105,40 @@ func (l *jsLog) Break(reason string) *event.Event {
 
 func (l *jsLog) Take(dst []*event.Event) []*event.Event {
 	l.mu.Lock()
-	dst = append(dst, l.inbox...)
-	clear(l.inbox)
-	l.inbox = l.inbox[:0]
+	for _, k := range l.pending {
+		l.showLocked(k)
+		if k.tell {
+			dst = append(dst, k.ev)
+		}
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
 	l.mu.Unlock()
 	return dst
+}
+
+// showLocked makes a record's event part of what the topic sees.
+func (l *jsLog) showLocked(k kept) {
+	l.takenSeq = k.seq
+	if k.ev != nil {
+		l.keepLocked(k)
+		if k.ev.Kind == event.Next {
+			l.newest = k.ev
+		}
+	}
+	if k.reset {
+		l.newest = nil
+	}
+}
+
+// addLocked queues a record's event for Take, or shows it at once when
+// it is history.
+func (l *jsLog) addLocked(k kept, live bool) {
+	if live {
+		l.pending = append(l.pending, k)
+	} else {
+		l.showLocked(k)
+	}
 }
 
 func (l *jsLog) Newest() *event.Event {
@@ -126,14 +160,22 @@ func (l *jsLog) positionLocked() string {
 	if l.newest != nil {
 		return l.newest.ID
 	}
-	return formatID(l.tag, l.lastSeq, l.lastN)
+	return formatID(l.tag, l.takenSeq, l.newestN())
+}
+
+// newestN is the ordinal of the newest result the topic sees.
+func (l *jsLog) newestN() uint64 {
+	for i := len(l.ents) - 1; i >= l.head; i-- {
+		return l.ents[i].n
+	}
+	return 0
 }
 
 func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.GapData) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	tag, seq, n, ok := parseID(id)
-	if !ok || tag != l.tag || seq > l.lastSeq {
+	if !ok || tag != l.tag || seq > l.takenSeq {
 		// Another topic, another stream incarnation, or a position this
 		// instance has not read (Sync waited for it): unknown.
 		return dst, &event.GapData{LastEventID: l.positionLocked(), Reason: "restarted"}
@@ -161,13 +203,13 @@ func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.Gap
 	case after != nil:
 		missing = int64(after.n) - 1 - int64(n)
 	default:
-		missing = int64(l.lastN) - int64(n)
+		missing = int64(l.newestN()) - int64(n)
 	}
 	switch {
 	case missing > 0:
 		g := &event.GapData{LastEventID: l.positionLocked(), Reason: "expired"}
-		if n != 0 && l.lastN > n {
-			g.Missed = int(l.lastN - n)
+		if top := l.newestN(); n != 0 && top > n {
+			g.Missed = int(top - n)
 		}
 		return dst, g
 	case missing < 0:
@@ -231,31 +273,27 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 	if !live && (r.seq >= l.loadTo || pending == 0) {
 		l.markLoadedLocked()
 	}
-	if r.term < l.maxTerm {
-		return false // fenced: an owner that lost its lease
+	if r.kind == 0 || r.term < l.maxTerm {
+		return false // not a record, or fenced: an owner that lost its lease
 	}
-	before := len(l.inbox)
 	switch r.kind {
 	case kindStart:
 		l.maxTerm = r.term
 		if l.lastN == 0 {
 			l.floor = r.seq
 		}
-		reason := ""
+		l.lastStart = ""
 		switch {
-		case l.state || l.prevKind == 0 || l.prevKind == kindDone || l.prevKind == kindError:
 		case l.prevKind == kindStop && l.prevReason == stopHandoff:
-			reason = "handoff"
-		case l.prevKind == kindStop:
-			reason = "restarted"
+			l.lastStart = "handoff" // the stop made the gap
+		case l.prevKind == 0 || l.prevKind == kindDone || l.prevKind == kindError || l.prevKind == kindStop:
 		case l.prevInst != r.inst:
-			reason = "failover"
+			l.lastStart = "failover"
 		}
-		l.lastStart = reason
-		if reason != "" {
-			// Told live only to clients that were following a run (a
-			// fresh start's clients missed nothing); kept for resumes.
-			l.gapLocked(r.seq, reason, live && (l.prevLive || l.followed))
+		if l.lastStart == "failover" && !l.state {
+			l.gapLocked(r.seq, "failover", live)
+		} else {
+			l.addLocked(kept{seq: r.seq}, live)
 		}
 	case kindNext:
 		if l.lastN != 0 && r.n <= l.lastN {
@@ -265,12 +303,8 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 			l.gapLocked(r.seq, "reconnected", live) // results were lost
 		}
 		e := &event.Event{Kind: event.Next, ID: formatID(l.tag, r.seq, r.n), Data: r.data}
-		l.keepLocked(kept{seq: r.seq, n: r.n, ev: e, first: l.lastN == 0 && r.n == l.floor+1})
-		l.nexts++
-		l.lastN, l.newest = r.n, e
-		if live {
-			l.inbox = append(l.inbox, e)
-		}
+		l.addLocked(kept{seq: r.seq, n: r.n, ev: e, first: l.lastN == 0 && r.n == l.floor+1, tell: true}, live)
+		l.lastN, l.lastWasGap = r.n, false
 	case kindGap:
 		l.gapLocked(r.seq, string(r.data), live)
 	case kindDone, kindError:
@@ -278,40 +312,51 @@ func (l *jsLog) apply(r record, pending uint64) (notify bool) {
 		if r.kind == kindError {
 			final = &event.Event{Kind: event.Error, Data: r.data}
 		}
-		l.keepLocked(kept{seq: r.seq, n: l.lastN, ev: final})
-		l.newest = nil // the run ended: the next one starts empty
-		if live {
-			l.inbox = append(l.inbox, final)
-		}
+		// The run ended: the next one starts empty.
+		l.addLocked(kept{seq: r.seq, n: l.lastN, ev: final, tell: true, reset: true}, live)
+		l.lastWasGap = false
 	case kindStop:
-		if string(r.data) != stopHandoff {
-			l.newest = nil // nothing ran: the next run starts empty
+		// Nothing runs until the next start: what the upstream sends
+		// meanwhile is lost. The gap is placed here, so that a client
+		// resuming from before it is told, and one that joins after it
+		// is not. After an idle stop the next run starts empty.
+		idle := string(r.data) != stopHandoff
+		switch {
+		case l.state:
+			l.addLocked(kept{seq: r.seq, reset: idle}, live)
+		case idle:
+			l.gapLocked(r.seq, "restarted", live)
+			l.addLocked(kept{seq: r.seq, reset: true}, live)
+		default:
+			l.gapLocked(r.seq, "handoff", live)
 		}
 	}
-	l.prevKind, l.prevInst, l.prevLive = r.kind, r.inst, live
+	l.prevKind, l.prevInst = r.kind, r.inst
 	if r.kind == kindStop {
 		l.prevReason = string(r.data)
 	}
-	return len(l.inbox) > before
+	return live
 }
 
 // gapLocked keeps a gap at seq (none right after another gap: a break
-// right after a break is the same break) and queues it when told.
-func (l *jsLog) gapLocked(seq uint64, reason string, tell bool) {
-	if k := len(l.ents); k > l.head && l.ents[k-1].ev.Kind == event.Gap {
+// right after a break is the same break).
+func (l *jsLog) gapLocked(seq uint64, reason string, live bool) {
+	if l.lastWasGap {
 		return
 	}
+	l.lastWasGap = true
 	g := event.NewGap(event.GapData{Reason: reason})
-	l.keepLocked(kept{seq: seq, n: l.lastN, ev: g})
-	if tell {
-		l.inbox = append(l.inbox, g)
-	}
+	l.addLocked(kept{seq: seq, n: l.lastN, ev: g, tell: true}, live)
 }
 
 // keepLocked appends an entry, dropping the oldest beyond size results
 // (and beyond twice as many entries, gaps and ends included).
 func (l *jsLog) keepLocked(e kept) {
+	e.tell, e.reset = false, false
 	l.ents = append(l.ents, e)
+	if e.ev.Kind == event.Next {
+		l.nexts++
+	}
 	for l.nexts > l.size || len(l.ents)-l.head > 2*l.size+8 {
 		if l.ents[l.head].ev.Kind == event.Next {
 			l.nexts--
@@ -334,12 +379,19 @@ func (l *jsLog) markLoadedLocked() {
 	}
 }
 
-// follow notes that another instance runs the topic while this one has
-// clients for it.
-func (l *jsLog) follow() {
+// absorb shows what was read while the topic was starting, without
+// telling it: no client has caught up yet, and each will from its own
+// position (Since). So a client that starts a topic anew is not told of
+// the gap its own start makes after a stopped run, while a client that
+// resumes from before that stop is.
+func (l *jsLog) absorb() {
 	l.mu.Lock()
-	l.followed = true
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	for _, k := range l.pending {
+		l.showLocked(k)
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
 }
 
 // base is the ordinal of the newest result, which the owner's next one
@@ -378,8 +430,9 @@ func (l *jsLog) waitRead(ctx context.Context, seq uint64) error {
 	}
 }
 
-// startReason is the gap the newest start record meant: "failover",
-// "handoff", "restarted", or "" (a fresh start, or the same owner again).
+// startReason says what the newest start record was: a takeover after a
+// "failover" or a "handoff", or "" (a start after an idle stop or an end,
+// a fresh topic, or the same owner again).
 func (l *jsLog) startReason() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -115,6 +115,7 @@ func (m *member) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	m.log.absorb()
 	m.start = true
 	return nil
 }
@@ -151,7 +152,7 @@ func (m *member) Leave() {
 // (opening the source). Lost to a live holder, it follows. ent.op is held.
 func (e *Engine) acquire(ctx context.Context, ent *entry) (won bool, err error) {
 	e.mu.Lock()
-	kv, m := e.kv, ent.m
+	kv := e.kv
 	ent.tried = time.Now()
 	e.mu.Unlock()
 	rev, err := kv.Create(ctx, leaseKey(ent.hash), []byte(e.inst))
@@ -162,9 +163,6 @@ func (e *Engine) acquire(ctx context.Context, ent *entry) (won bool, err error) 
 			e.mu.Lock()
 			e.leases[ent.hash] = leaseSeen{holder: string(cur.Value()), at: cur.Created()}
 			e.mu.Unlock()
-			if m != nil && string(cur.Value()) != e.inst {
-				m.log.follow()
-			}
 		}
 		return false, nil
 	}
@@ -386,6 +384,8 @@ func (e *Engine) keep() {
 	}
 	var leases []refresh
 	var interests []*entry
+	// Right after an outage nothing is stale: owners refresh first.
+	settled := now.Sub(time.Unix(0, e.upSince.Load())) > e.cfg.LeaseTTL
 	e.mu.Lock()
 	kv := e.kv
 	for _, ent := range e.entries {
@@ -395,12 +395,12 @@ func (e *Engine) keep() {
 		if ent.m != nil && !ent.interest.IsZero() && now.Sub(ent.interest) >= every {
 			interests = append(interests, ent)
 		}
-		if ent.m != nil && ent.own == nil && now.Sub(ent.tried) >= 250*time.Millisecond {
+		if settled && ent.m != nil && ent.own == nil && now.Sub(ent.tried) >= 250*time.Millisecond {
 			if l, ok := e.leases[ent.hash]; !ok || now.Sub(l.at) > e.cfg.LeaseTTL {
 				e.tryTakeoverLocked(ent) // the owner stopped refreshing
 			}
 		}
-		if ent.own != nil && ent.m == nil && !e.closing && !e.othersInterestedLocked(ent.hash) && ent.op.TryLock() {
+		if settled && ent.own != nil && ent.m == nil && !e.closing && !e.othersInterestedLocked(ent.hash) && ent.op.TryLock() {
 			ent := ent
 			e.spawn(func() {
 				defer ent.op.Unlock()
@@ -473,11 +473,7 @@ func (e *Engine) lost(ent *entry, own *ownership) {
 		if ent.own == own {
 			ent.own = nil
 		}
-		m := ent.m
 		e.mu.Unlock()
-		if m != nil {
-			m.log.follow()
-		}
 		e.dropIfIdle(ent)
 	})
 }

@@ -210,6 +210,7 @@ again:
 		return c, nil
 	}
 	var t *topic
+	var d drained // what catching the client up delivered to the others
 	if spec.Key != "" {
 		if cand := h.topics[spec.Key]; cand != nil {
 			if s, ok := cand.log.(Syncer); ok && opt.LastEventID != "" && !synced {
@@ -222,7 +223,7 @@ again:
 			}
 			cand.mu.Lock()
 			if !cand.ended {
-				cand.addLocked(c, &opt)
+				d = cand.addLocked(c, &opt)
 				t = cand
 			}
 			cand.mu.Unlock()
@@ -238,6 +239,7 @@ again:
 	}
 	c.t = t
 	h.mu.Unlock()
+	d.after(t)
 
 	if starts {
 		// On a goroutine of the hub's, so that a joiner that gives up

@@ -277,10 +277,15 @@ func (t *topic) finish(final *event.Event, idleOnly bool) (stop func()) {
 }
 
 // addLocked attaches c, first queueing what it should see of the past.
-// t.mu is held.
-func (t *topic) addLocked(c *Client, opt *JoinOptions) {
+// A shared log's events read but not yet delivered go to the other clients
+// first, so that the catch-up and the live events meet exactly. t.mu is
+// held; call after on the result once it is released.
+func (t *topic) addLocked(c *Client, opt *JoinOptions) (d drained) {
 	if c.patch {
 		t.patching = true
+	}
+	if t.member != nil && !t.loading {
+		d = t.drainLocked()
 	}
 	if t.loading {
 		o := *opt
@@ -292,6 +297,7 @@ func (t *topic) addLocked(c *Client, opt *JoinOptions) {
 	t.clients = append(t.clients, c)
 	t.st.clients.Add(1)
 	t.stopHoldLocked()
+	return d
 }
 
 // catchUpLocked queues for a joining client what it should see of the
