@@ -65,7 +65,7 @@ func moduleRoot() (string, error) {
 
 // startGateway writes a config for the upstream at upstreamURL, builds
 // ./cmd/fireboom (unless bin is set) and starts it as its own process.
-func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log func(string, ...any)) (*gatewayProc, error) {
+func startGateway(ctx context.Context, c *runConfig, upstreamURL, natsURL string, log func(string, ...any)) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "fireboom-bench-")
 	if err != nil {
 		return nil, err
@@ -99,6 +99,9 @@ func startGateway(ctx context.Context, c *runConfig, upstreamURL string, log fun
 		"upstream":      map[string]any{"url": upstreamURL, "forwardHeaders": []string{"Authorization"}},
 		"auth":          map[string]any{"jwt": map[string]any{"secret": benchSecret}},
 		"log":           map[string]any{"level": "warn"},
+	}
+	if natsURL != "" {
+		cfg["cluster"] = map[string]any{"nats": map[string]any{"url": natsURL}, "name": "bench"}
 	}
 	if c.subscriptions != "" {
 		var sub map[string]any

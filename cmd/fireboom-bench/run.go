@@ -40,6 +40,7 @@ type runConfig struct {
 	memProfile    string
 	jsonOut       string
 	toolProfile   string
+	cluster       bool
 }
 
 // deadline bounds the whole run: ramp, settle, hold and a margin.
@@ -95,6 +96,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.memProfile, "memprofile", "", "with -pprof: write the gateway's heap profile after the hold to FILE")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the figures as JSON to FILE")
 	fs.StringVar(&c.toolProfile, "toolprofile", "", "write each client worker's CPU profile over the hold to FILE.<n>")
+	fs.BoolVar(&c.cluster, "cluster", false, "start an in-process NATS JetStream server and run the gateway in cluster mode (one instance)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -148,7 +150,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		defer up.close()
 		stats = func(context.Context) (demo.Stats, error) { return up.d.Stats(), nil }
-		gw, err = startGateway(ctx, c, up.url(), logf)
+		var natsURL string
+		if c.cluster {
+			stop, url, err := startNATS()
+			if err != nil {
+				return err
+			}
+			defer stop()
+			natsURL = url
+			logf("cluster mode: NATS JetStream in the tool's process at %s", url)
+		}
+		gw, err = startGateway(ctx, c, up.url(), natsURL, logf)
 		if err != nil {
 			return err
 		}
