@@ -185,11 +185,13 @@ func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.Gap
 	// Results before the first one kept after the client's position are
 	// not here: the ordinals say how many.
 	var after *kept
+	declared := false // a gap kept before it says why results are missing
 	for k := range live[i:] {
 		if live[i+k].ev.Kind == event.Next {
 			after = &live[i+k]
 			break
 		}
+		declared = declared || live[i+k].ev.Kind == event.Gap
 	}
 	var missing int64
 	switch {
@@ -200,6 +202,7 @@ func (l *jsLog) Since(id string, dst []*event.Event) ([]*event.Event, *event.Gap
 		if after != nil && !after.first && !hasNext(live[:i]) {
 			missing = 1
 		}
+	case after != nil && declared && after.n > n:
 	case after != nil:
 		missing = int64(after.n) - 1 - int64(n)
 	default:
