@@ -323,10 +323,12 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.mu.Unlock()
-	for _, ent := range owned {
-		e.letGo(ent, stopHandoff)
-	}
+	// One deadline for every handoff: with NATS gone, Close must still
+	// end within the gateway's shutdownTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	for _, ent := range owned {
+		e.letGo(ctx, ent, stopHandoff)
+	}
 	flush(ctx, e.js)
 	cancel()
 	e.js.CleanupPublisher()

@@ -219,9 +219,15 @@ func (e *Engine) becomeOwner(ctx context.Context, ent *entry, rev uint64) error 
 // giveUp ends an ownership that could not start: a stop record (when
 // one is due) and the lease deleted, so that another instance may try.
 func (e *Engine) giveUp(ent *entry, own *ownership, stopReason string) {
-	own.pub.close()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	e.giveUpCtx(ctx, ent, own, stopReason)
+}
+
+// giveUpCtx is giveUp bounded by ctx (Close shares one deadline between
+// every topic it hands over).
+func (e *Engine) giveUpCtx(ctx context.Context, ent *entry, own *ownership, stopReason string) {
+	own.pub.close()
 	if stopReason != "" {
 		_, _ = e.js.PublishMsg(ctx, newRecord(ent.subject, kindStop, own.term, e.inst, 0, []byte(stopReason)))
 	}
@@ -237,7 +243,7 @@ func (e *Engine) giveUp(ent *entry, own *ownership, stopReason string) {
 // letGo stops a source that runs here, publishes a stop (stopIdle: no
 // instance has clients; stopHandoff: this one is going away) and deletes
 // the lease. ent.op need not be held (Close).
-func (e *Engine) letGo(ent *entry, reason string) {
+func (e *Engine) letGo(ctx context.Context, ent *entry, reason string) {
 	e.mu.Lock()
 	own := ent.own
 	e.mu.Unlock()
@@ -247,7 +253,7 @@ func (e *Engine) letGo(ent *entry, reason string) {
 	if own.stop != nil {
 		own.stop() // the upstream subscription is completed
 	}
-	e.giveUp(ent, own, reason)
+	e.giveUpCtx(ctx, ent, own, reason)
 	e.log.Debug("cluster: let a topic go", "topic", ent.hash, "reason", reason)
 }
 
@@ -274,7 +280,9 @@ func (e *Engine) releaseIfIdle(ent *entry) {
 	idle := ent.own != nil && ent.m == nil && !e.closing && !e.othersInterestedLocked(ent.hash)
 	e.mu.Unlock()
 	if idle {
-		e.letGo(ent, stopIdle)
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		e.letGo(ctx, ent, stopIdle)
 	}
 }
 
@@ -478,12 +486,17 @@ func (e *Engine) lost(ent *entry, own *ownership) {
 	})
 }
 
-// prune forgets interest not refreshed for a while (an instance
-// that died), once every few passes.
+// prune forgets interest not refreshed for a while (an instance that
+// died) and leases that lapsed long ago.
 func (e *Engine) prune(now time.Time) {
 	cut := now.Add(-4 * e.cfg.LeaseTTL).UnixNano()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for hash, l := range e.leases {
+		if l.at.UnixNano() < cut && e.entries[hash] == nil {
+			delete(e.leases, hash) // lapsed long ago (no delete is seen for an expiry)
+		}
+	}
 	for hash, m := range e.interest {
 		for inst, at := range m {
 			if at < cut {
