@@ -75,6 +75,9 @@ type Config struct {
 	Sources map[string]Source `json:"sources"`
 	// Events declares the GraphQL schema of the event sources.
 	Events Events `json:"events"`
+	// Cluster, when set, makes this instance one of a cluster over NATS
+	// JetStream (see Cluster); nil: one process, in-memory replay.
+	Cluster *Cluster `json:"cluster"`
 
 	// Dir is the folder of the config file; relative paths resolve
 	// against it. Not read from JSON.
@@ -336,6 +339,7 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Cluster.applyDefaults()
 }
 
 func (c *Config) validate() error {
@@ -434,6 +438,7 @@ func (c *Config) validate() error {
 	default:
 		bad("log.level", `expected "debug", "info", "warn" or "error", got %q`, c.Log.Level)
 	}
+	c.Cluster.validate(bad)
 	return errors.Join(sortErrs(errs)...)
 }
 
@@ -449,6 +454,9 @@ func (c *Config) resolvePaths() {
 	c.Events.SchemaFile = abs(c.Events.SchemaFile)
 	c.TLS.CertFile = abs(c.TLS.CertFile)
 	c.TLS.KeyFile = abs(c.TLS.KeyFile)
+	if c.Cluster != nil {
+		c.Cluster.NATS.CredsFile = abs(c.Cluster.NATS.CredsFile)
+	}
 }
 
 // ParseProxy reads a trustedProxies entry: a CIDR prefix, or one address

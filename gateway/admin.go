@@ -70,6 +70,8 @@ func (g *Gateway) handleReady(w http.ResponseWriter, _ *http.Request) {
 	switch {
 	case g.shuttingDown():
 		unavailable("shutting down")
+	case g.engine != nil && !g.engine.Available():
+		unavailable(clusterUnavailable)
 	case reg.schema == nil:
 		unavailable("the upstream schema is not loaded yet")
 	case g.cfg.HasUpstream() && !g.ready.upstreamUp(g.client):
@@ -214,8 +216,8 @@ func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 	for {
 		s, subs, ts := g.hub.Stats(), g.topics.Stats(kindSubscription), g.topics.Stats("")
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		sample := fmt.Appendf(nil, `{"openStreams":%d,"upstreamConnections":%d,"upstreamSubscriptions":%d,"eventsIn":%d,"eventsOut":%d,"time":%q}`,
-			g.streams.Load(), s.Connections, subs.Topics, subs.EventsIn, ts.EventsOut, time.Now().UTC().Format(statsTimeFormat))
+		sample := fmt.Appendf(nil, `{"openStreams":%d,"upstreamConnections":%d,"upstreamSubscriptions":%d,"eventsIn":%d,"eventsOut":%d%s,"time":%q}`,
+			g.streams.Load(), s.Connections, subs.Topics, subs.EventsIn, ts.EventsOut, g.clusterStats(), time.Now().UTC().Format(statsTimeFormat))
 		if _, err := w.Write(sse.EncodeMessage("", "", sample)); err != nil || rc.Flush() != nil {
 			return
 		}

@@ -33,6 +33,7 @@ type Gateway struct {
 	sources    *source.Set                // event sources (PostgreSQL, NATS, Redis); nil without any
 	httpSubs   *upstream.HTTPSubConfig    // or over SSE or multipart; nil for WebSocket
 	topics     *topic.Hub                 // every shared stream: subscriptions, live queries
+	engine     topic.Engine               // the cluster, or nil (see cluster.go)
 	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
 	reg        registrySwap
 	router     chi.Router
@@ -86,6 +87,12 @@ type Options struct {
 	// BodyTimeout bounds reading a request body (default 30 s; tests
 	// shorten it).
 	BodyTimeout time.Duration
+	// Engine, when set, shares topics with the other instances of a
+	// cluster (package cluster makes it from the config's "cluster"
+	// section). Close closes it (when it has a Close method) after the
+	// topics and before the upstream connections, so that the sources it
+	// runs are handed over rather than cut.
+	Engine topic.Engine
 }
 
 // New builds a Gateway. It loads the operations against the upstream
@@ -165,7 +172,8 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		}
 	}
 	g.liveCfg.Store(cfg)
-	tcfg := topic.Config{Logger: log}
+	tcfg := topic.Config{Logger: log, Engine: opt.Engine}
+	g.engine = opt.Engine
 	if opt.TuneTopics != nil {
 		opt.TuneTopics(&tcfg)
 	}
@@ -259,6 +267,7 @@ func (g *Gateway) Close() error {
 	g.wg.Wait()
 	g.waitStreams()
 	g.topics.Close() // stops every source: completes upstream subscriptions
+	g.closeEngine()  // hands the cluster's topics over while their sources can still stop cleanly
 	err := g.hub.Close()
 	if g.sources != nil {
 		g.sources.Close()

@@ -77,6 +77,9 @@ func newMetrics(g *Gateway) *metrics {
 	if g.sources != nil {
 		m.reg.MustRegister(g.sources.Collector())
 	}
+	if g.engine != nil {
+		m.reg.MustRegister(newClusterCollector(g))
+	}
 	// Known label values start at 0, so that rates and alerts work before
 	// the first occurrence.
 	for _, r := range []string{"ok", "failed"} {

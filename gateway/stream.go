@@ -95,6 +95,8 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, sp
 		case errors.Is(err, upstream.ErrTooManyConnections):
 			newError(http.StatusServiceUnavailable, codeTooManyStreams, "the gateway's upstream connection limit is reached").
 				with("Retry-After", "5").write(w)
+		case errors.Is(err, topic.ErrUnavailable):
+			newError(http.StatusServiceUnavailable, codeShuttingDown, "the cluster is unavailable; try again shortly").with("Retry-After", "5").write(w)
 		case errors.Is(err, upstream.ErrClosed), errors.Is(err, topic.ErrClosed):
 			newError(http.StatusServiceUnavailable, codeShuttingDown, "the gateway is shutting down").with("Retry-After", "5").write(w)
 		default:

@@ -54,6 +54,9 @@ type Config struct {
 	// Logger receives topic-level logs; nil means none. Keys hold
 	// secrets and are never logged.
 	Logger *slog.Logger
+	// Engine, when set, shares keyed topics with the other instances of
+	// a cluster (see Engine); NewLog then applies to unkeyed topics only.
+	Engine Engine
 }
 
 // Spec says what a client joins. Clients with equal, non-empty keys share
@@ -183,7 +186,12 @@ func (h *Hub) Join(ctx context.Context, spec Spec, opt JoinOptions) (*Client, er
 	if opt.Patch {
 		opt.Queue.Policy = event.Disconnect
 	}
+	if h.cfg.Engine != nil && !h.cfg.Engine.Available() {
+		return nil, ErrUnavailable
+	}
 	c := &Client{q: event.NewQueue(opt.Queue), patch: opt.Patch, idx: -1}
+	synced := false
+again:
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -202,11 +210,20 @@ func (h *Hub) Join(ctx context.Context, spec Spec, opt JoinOptions) (*Client, er
 		return c, nil
 	}
 	var t *topic
+	var d drained // what catching the client up delivered to the others
 	if spec.Key != "" {
 		if cand := h.topics[spec.Key]; cand != nil {
+			if s, ok := cand.log.(Syncer); ok && opt.LastEventID != "" && !synced {
+				// Another instance may have named the client's last
+				// event before this one read it: resume once it has.
+				h.mu.Unlock()
+				s.Sync(ctx, opt.LastEventID)
+				synced = true
+				goto again
+			}
 			cand.mu.Lock()
 			if !cand.ended {
-				cand.addLocked(c, &opt)
+				d = cand.addLocked(c, &opt)
 				t = cand
 			}
 			cand.mu.Unlock()
@@ -222,6 +239,7 @@ func (h *Hub) Join(ctx context.Context, spec Spec, opt JoinOptions) (*Client, er
 	}
 	c.t = t
 	h.mu.Unlock()
+	d.after(t)
 
 	if starts {
 		// On a goroutine of the hub's, so that a joiner that gives up
@@ -254,16 +272,21 @@ func (h *Hub) newTopicLocked(spec Spec) *topic {
 		st = &counters{}
 		h.kinds[spec.Kind] = st
 	}
-	inc := h.salt + strconv.FormatUint(h.incs.Add(1), 36)
-	var log Log
-	if h.cfg.NewLog != nil {
-		log = h.cfg.NewLog(spec.Key, spec.Replay, inc)
-	} else {
-		log = NewRing(inc, spec.Replay)
-	}
 	// opening from the start: a client that leaves before the start
 	// goroutine runs must find the stop owed, not lost.
-	t := &topic{h: h, spec: spec, st: st, log: log, ready: make(chan struct{}), opening: true}
+	t := &topic{h: h, spec: spec, st: st, ready: make(chan struct{}), opening: true}
+	if h.cfg.Engine != nil && spec.Key != "" {
+		t.member = h.cfg.Engine.Join(EngineSpec{Key: spec.Key, Kind: spec.Kind, State: spec.State,
+			Replay: spec.Replay, Source: spec.Source}, t.notify)
+		t.log, t.loading = t.member.Log(), true
+	} else {
+		inc := h.salt + strconv.FormatUint(h.incs.Add(1), 36)
+		if h.cfg.NewLog != nil {
+			t.log = h.cfg.NewLog(spec.Key, spec.Replay, inc)
+		} else {
+			t.log = NewRing(inc, spec.Replay)
+		}
+	}
 	if spec.Key != "" {
 		h.topics[spec.Key] = t
 	}

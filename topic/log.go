@@ -9,15 +9,28 @@ import (
 
 // Log names a topic's events and keeps the newest ones for replay. It is
 // called with the topic's lock held: it must not block.
+//
+// A log names events either at once (the in-memory ring: Append and Break
+// return the named event) or once a broker has stored them (a log shared
+// by the instances of a cluster, package cluster: Append and Break return
+// nil, and every event, this instance's and other instances', comes back
+// named through Take, in the same order and with the same ids on every
+// instance). The topic handles both the same way.
 type Log interface {
-	// Append names a result and keeps it. patch, when not nil, is the
-	// result as a JSON Patch against the one before (state topics); the
-	// returned event then carries it as its Patch.
-	Append(data, patch []byte) *event.Event
+	// Append names a result and keeps it, and returns it; nil when the
+	// event comes back through Take instead. The topic may set the
+	// returned event's Patch before it hands the event to any client.
+	Append(data []byte) *event.Event
 	// Break notes that events may have been lost after the newest one
-	// and returns the gap event to send live; a replay across this point
-	// gets the same gap there.
+	// and returns the gap event to send live (nil: it comes back through
+	// Take); a replay across this point gets the same gap there. A break
+	// right after another one is the same break.
 	Break(reason string) *event.Event
+	// Take appends to dst the events kept since the last call that
+	// Append and Break did not return (a synchronous log has none), in
+	// log order: results, gaps, and last a terminal event (Done or Error)
+	// when the topic ended, after which nothing follows.
+	Take(dst []*event.Event) []*event.Event
 	// Since appends to dst what a client that last saw id missed, in
 	// order, with the gaps recorded between them (nothing when id is the
 	// newest). When the log cannot replay from id it returns dst unchanged
@@ -55,12 +68,9 @@ func NewRing(run string, size int) Log {
 	return &ring{inc: inc, events: make([]*event.Event, max(size, 1))}
 }
 
-func (r *ring) Append(data, patch []byte) *event.Event {
+func (r *ring) Append(data []byte) *event.Event {
 	r.seq++
 	e := &event.Event{Kind: event.Next, ID: r.id(r.seq), Data: data}
-	if patch != nil {
-		e.Patch = &event.Event{Kind: event.Next, ID: e.ID, Data: patch}
-	}
 	r.events[r.pos] = e
 	r.pos = (r.pos + 1) % len(r.events)
 	r.n = min(r.n+1, len(r.events))
@@ -84,6 +94,9 @@ func (r *ring) Break(reason string) *event.Event {
 	r.breaks = append(keep, brk{after: r.seq, gap: g})
 	return g
 }
+
+// Take returns dst: the ring names every event in Append and Break.
+func (r *ring) Take(dst []*event.Event) []*event.Event { return dst }
 
 func (r *ring) Since(id string, dst []*event.Event) ([]*event.Event, *event.GapData) {
 	inc, seq, ok := parseID(id)

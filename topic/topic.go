@@ -34,6 +34,15 @@ type topic struct {
 	stopFn   func() // the source's stop, once Open returned
 	stopOwed bool   // ended while opening: stop once Open returns
 	patching bool   // a patch client joined: compute patches from now on
+	// last is the newest result delivered: what the next one is diffed
+	// against (state topics).
+	last *event.Event
+	// member is the topic's part in a cluster (Config.Engine), nil for a
+	// local topic. Until its Start returned, loading is set: the log has
+	// no history yet, so joining clients wait with their catch-up
+	// (Client.pending) and nothing is delivered.
+	member  Membership
+	loading bool
 	// hold, when set, releases the topic after ResumeHold unless a client
 	// joins first (see holdLocked).
 	hold *time.Timer
@@ -60,7 +69,15 @@ func (t *topic) open(ctx context.Context) {
 	}
 	// The start is shared by every client that joins meanwhile: it is
 	// bounded by the first client's deadline, not cancelled by its leaving.
-	stop, err := t.spec.Source.Open(octx, t)
+	var stop func()
+	var err error
+	if t.member != nil {
+		if err = t.member.Start(octx); err == nil {
+			stop = t.member.Leave
+		}
+	} else {
+		stop, err = t.spec.Source.Open(octx, t)
+	}
 	cancel()
 	t.mu.Lock()
 	t.opening = false
@@ -73,11 +90,98 @@ func (t *topic) open(ctx context.Context) {
 	}
 	t.stopFn = stop
 	owed := t.stopOwed
+	var d drained
+	if t.loading && !owed {
+		d = t.loadedLocked()
+	}
 	close(t.ready)
 	t.mu.Unlock()
 	if owed {
 		stop()
+		return
 	}
+	d.after(t)
+}
+
+// loadedLocked ends the loading of a shared topic: the clients that joined
+// meanwhile catch up from the history now in the log, then what arrived
+// since is delivered. t.mu is held; call after on the result once it is
+// released.
+func (t *topic) loadedLocked() drained {
+	t.loading = false
+	t.last = t.log.Newest()
+	for _, c := range t.clients {
+		if c.pending != nil {
+			t.catchUpLocked(c, c.pending)
+			c.pending = nil
+		}
+	}
+	return t.drainLocked()
+}
+
+// notify is the shared log's signal that Take may have events.
+func (t *topic) notify() {
+	t.mu.Lock()
+	if t.ended || t.loading {
+		t.mu.Unlock()
+		return
+	}
+	d := t.drainLocked()
+	t.mu.Unlock()
+	d.after(t)
+}
+
+// drained is what delivering left to do once t.mu is released.
+type drained struct {
+	removed int          // clients dropped (afterPush)
+	empty   bool         // none left (afterPush)
+	final   *event.Event // the topic ended with it (End)
+}
+
+func (d drained) after(t *topic) {
+	t.afterPush(d.removed, d.empty)
+	if d.final != nil {
+		t.End(d.final)
+	}
+}
+
+// drainLocked delivers what the log named asynchronously, up to a
+// terminal event. t.mu is held.
+func (t *topic) drainLocked() (d drained) {
+	var buf [16]*event.Event
+	for {
+		evs := t.log.Take(buf[:0])
+		if len(evs) == 0 {
+			return d
+		}
+		for _, e := range evs {
+			if e.Kind.Terminal() {
+				d.final = e
+				return d
+			}
+			removed, empty := t.deliverLocked(e)
+			d.removed += removed
+			d.empty = d.empty || empty
+		}
+	}
+}
+
+// deliverLocked fans out one named event: a result (with its patch
+// against the newest result before it, once a patch client joined) or a
+// gap. t.mu is held; pass what it returns to afterPush once released.
+func (t *topic) deliverLocked(e *event.Event) (removed int, empty bool) {
+	if e.Kind == event.Next {
+		if t.spec.State && t.patching && t.spec.Diff != nil && t.last != nil && e.Patch == nil {
+			patch := t.spec.Diff(t.last.Data, e.Data)
+			if patch == nil {
+				patch = e.Data // a patch client gets the full result
+			}
+			e.Patch = &event.Event{Kind: event.Next, ID: e.ID, Data: patch}
+		}
+		t.last = e
+		t.st.in.Add(1)
+	}
+	return t.pushLocked(e)
 }
 
 // Next names a result, keeps it and fans it out (event.Sink).
@@ -87,17 +191,11 @@ func (t *topic) Next(data []byte) {
 		t.mu.Unlock()
 		return
 	}
-	var patch []byte
-	if t.spec.State && t.patching && t.spec.Diff != nil {
-		if prev := t.log.Newest(); prev != nil {
-			if patch = t.spec.Diff(prev.Data, data); patch == nil {
-				patch = data // a patch client gets the full result
-			}
-		}
+	var removed int
+	var empty bool
+	if e := t.log.Append(data); e != nil {
+		removed, empty = t.deliverLocked(e)
 	}
-	e := t.log.Append(data, patch)
-	t.st.in.Add(1)
-	removed, empty := t.pushLocked(e)
 	t.mu.Unlock()
 	t.afterPush(removed, empty)
 }
@@ -110,7 +208,11 @@ func (t *topic) Gap(reason string) {
 		t.mu.Unlock()
 		return
 	}
-	removed, empty := t.pushLocked(t.log.Break(reason))
+	var removed int
+	var empty bool
+	if g := t.log.Break(reason); g != nil {
+		removed, empty = t.pushLocked(g)
+	}
 	t.mu.Unlock()
 	t.afterPush(removed, empty)
 }
@@ -193,16 +295,27 @@ func (t *topic) finish(final *event.Event, idleOnly, async bool) (stop func()) {
 }
 
 // addLocked attaches c, first queueing what it should see of the past.
-// t.mu is held.
-func (t *topic) addLocked(c *Client, opt *JoinOptions) {
+// A shared log's events read but not yet delivered go to the other clients
+// first, so that the catch-up and the live events meet exactly. t.mu is
+// held; call after on the result once it is released.
+func (t *topic) addLocked(c *Client, opt *JoinOptions) (d drained) {
 	if c.patch {
 		t.patching = true
 	}
-	t.catchUpLocked(c, opt)
+	if t.member != nil && !t.loading {
+		d = t.drainLocked()
+	}
+	if t.loading {
+		o := *opt
+		c.pending = &o // caught up once the history is in (loadedLocked)
+	} else {
+		t.catchUpLocked(c, opt)
+	}
 	c.idx = len(t.clients)
 	t.clients = append(t.clients, c)
 	t.st.clients.Add(1)
 	t.stopHoldLocked()
+	return d
 }
 
 // catchUpLocked queues for a joining client what it should see of the
@@ -222,6 +335,12 @@ func (t *topic) catchUpLocked(c *Client, opt *JoinOptions) {
 			return
 		}
 		for _, e := range evs {
+			if e.Kind.Terminal() {
+				// A shared log replays across the end of a run: the
+				// client gets what it missed of that run, then its end.
+				c.q.Close(e)
+				break
+			}
 			c.q.Backfill(e)
 		}
 		t.st.out.Add(int64(len(evs)))
@@ -372,11 +491,14 @@ func (t *topic) stopHoldLocked() {
 
 // Client is one client's attachment to a topic.
 type Client struct {
-	t      *topic
-	q      *event.Queue
-	patch  bool
-	idx    int // position in t.clients; -1 when detached (guarded by t.mu)
-	closed atomic.Bool
+	t     *topic
+	q     *event.Queue
+	patch bool
+	idx   int // position in t.clients; -1 when detached (guarded by t.mu)
+	// pending holds the join options of a client that joined a shared
+	// topic still loading its history (guarded by t.mu).
+	pending *JoinOptions
+	closed  atomic.Bool
 }
 
 // Queue holds this client's events; it ends with Done (the source

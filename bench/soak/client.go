@@ -50,6 +50,7 @@ func (t *tally) refusedTotal() int { return sum(t.refused) }
 type client struct {
 	hc        *http.Client
 	base      string
+	pick      func() string // with -cluster: the gateway of this connection, as a balancer picks
 	symbol    string
 	maxEvents int
 	t         *tally
@@ -84,7 +85,11 @@ func (c *client) forget() {
 
 // once runs one connection.
 func (c *client) once(ctx context.Context) {
-	u := c.base + "/operations/Ticks?wg_sse=true&symbol=" + url.QueryEscape(c.symbol)
+	base := c.base
+	if c.pick != nil {
+		base = c.pick()
+	}
+	u := base + "/operations/Ticks?wg_sse=true&symbol=" + url.QueryEscape(c.symbol)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if c.lastID != "" {
 		req.Header.Set("Last-Event-ID", c.lastID)
@@ -173,6 +178,11 @@ func (c *client) next(id, data string) {
 	_ = json.Unmarshal([]byte(data), &ev)
 	tick := ev.Data.StockPricesChanged.Seq
 	inc, seqText, _ := strings.Cut(id, "-")
+	if _, ordinal, ok := strings.Cut(seqText, "."); ok {
+		// A cluster's id, "<tag>-<stream seq>.<ordinal>": the ordinal
+		// counts the topic's events one by one, across owners.
+		seqText = ordinal
+	}
 	seq, _ := strconv.ParseUint(seqText, 36, 64)
 	lost, dup := 0, false
 	if c.lastID != "" && !c.gapSeen {

@@ -46,6 +46,7 @@ type options struct {
 	maxAway                      time.Duration
 	clients, maxEvents           int
 	logLevel                     string
+	cluster                      bool
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -59,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.clients, "clients", 50, "concurrent churning SSE clients")
 	fs.IntVar(&o.maxEvents, "max-events", 200, "a client reads 1..max-events events per connection")
 	fs.StringVar(&o.logLevel, "log", "error", "gateway log level (debug, info, warn, error), to stderr")
+	fs.BoolVar(&o.cluster, "cluster", false, "three gateways in a cluster on an in-process NATS, restarted one at a time every -restart-every (the upstream is not restarted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +78,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ups := &upstreamBox{d: up}
 	defer func() { _ = ups.get().Close() }()
+	if o.cluster {
+		t, err := runCluster(o, up.URL(), log, stdout)
+		if err != nil {
+			return err
+		}
+		if t.lost > 0 || t.dups > 0 {
+			return fmt.Errorf("%d events lost outside declared gaps, %d duplicates", t.lost, t.dups)
+		}
+		return nil
+	}
 
 	// The gateway, served as cmd/fireboom serves it.
 	dir, err := os.MkdirTemp("", "fireboom-soak-")

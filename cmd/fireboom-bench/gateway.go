@@ -66,7 +66,7 @@ func moduleRoot() (string, error) {
 // startGateway writes a config for the upstream at upstreamURL (or, with
 // src, for a PostgreSQL event source alone), builds
 // ./cmd/fireboom (unless bin is set) and starts it as its own process.
-func startGateway(ctx context.Context, c *runConfig, src *sourceRun, upstreamURL string, log func(string, ...any)) (*gatewayProc, error) {
+func startGateway(ctx context.Context, c *runConfig, src *sourceRun, upstreamURL, natsURL string, log func(string, ...any)) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "fireboom-bench-")
 	if err != nil {
 		return nil, err
@@ -105,6 +105,9 @@ func startGateway(ctx context.Context, c *runConfig, src *sourceRun, upstreamURL
 			}
 		}
 		cfg["upstream"] = map[string]any{"url": upstreamURL, "forwardHeaders": []string{"Authorization"}}
+	}
+	if natsURL != "" {
+		cfg["cluster"] = map[string]any{"nats": map[string]any{"url": natsURL}, "name": "bench"}
 	}
 	if c.subscriptions != "" {
 		var sub map[string]any

@@ -47,6 +47,7 @@ type runConfig struct {
 	users         int
 	pgURL         string
 	payload       int
+	cluster       bool
 }
 
 // deadline bounds the whole run: ramp, settle, hold and a margin.
@@ -111,6 +112,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.IntVar(&c.users, "users", 100, "with -source: distinct users (token subjects, one topic each), spread over the clients")
 	fs.StringVar(&c.pgURL, "pg-url", pgDefaultURL, "with -source postgres: the database to LISTEN and NOTIFY on")
 	fs.IntVar(&c.payload, "payload", 200, "with -source: bytes per NOTIFY payload")
+	fs.BoolVar(&c.cluster, "cluster", false, "start an in-process NATS JetStream server and run the gateway in cluster mode (one instance)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -170,7 +172,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case c.source != "":
 		src = newSourceRun()
-		gw, err = startGateway(ctx, c, src, "", logf)
+		gw, err = startGateway(ctx, c, src, "", "", logf)
 		if err != nil {
 			return err
 		}
@@ -190,7 +192,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		defer up.close()
 		stats = func(context.Context) (demo.Stats, error) { return up.d.Stats(), nil }
-		gw, err = startGateway(ctx, c, nil, up.url(), logf)
+		var natsURL string
+		if c.cluster {
+			stop, url, err := startNATS()
+			if err != nil {
+				return err
+			}
+			defer stop()
+			natsURL = url
+			logf("cluster mode: NATS JetStream in the tool's process at %s", url)
+		}
+		gw, err = startGateway(ctx, c, nil, up.url(), natsURL, logf)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ type lifecycle struct {
 	ln     net.Listener
 	// timeout is the current shutdownTimeout (SIGHUP may change it).
 	timeout time.Duration
+	// cluster is the cluster engine, nil without one: closed after the
+	// gateway, it hands this instance's topics over.
+	cluster shutdowner
 }
 
 // run serves until SIGINT or SIGTERM and returns nil after a graceful
@@ -52,6 +55,7 @@ func (l *lifecycle) run() error {
 		select {
 		case err := <-errc:
 			_ = l.g.Close()
+			l.closeCluster()
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
@@ -125,6 +129,9 @@ func (l *lifecycle) shutdown(sig os.Signal, sigs <-chan os.Signal) error {
 // stop is the graceful sequence. The HTTP side gets the deadline minus a
 // reserve in which the upstream side is closed.
 func (l *lifecycle) stop(deadline time.Time) error {
+	if l.cluster != nil {
+		l.cluster.BeginShutdown() // topics whose clients leave now are handed over
+	}
 	l.g.BeginShutdown() // every stream ends now; /ready answers 503
 	reserve := min(l.timeout/5, 2*time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-reserve))
@@ -140,5 +147,13 @@ func (l *lifecycle) stop(deadline time.Time) error {
 	if cerr := l.g.Close(); err == nil {
 		err = cerr
 	}
+	l.closeCluster()
 	return err
+}
+
+// closeCluster hands this instance's topics over to the other instances.
+func (l *lifecycle) closeCluster() {
+	if l.cluster != nil {
+		_ = l.cluster.Close()
+	}
 }

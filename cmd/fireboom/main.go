@@ -122,9 +122,22 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log})
+	eng, err := startCluster(cfg, log)
 	if err != nil {
 		ln.Close()
+		return err
+	}
+	opt := gateway.Options{Logger: log}
+	var cl shutdowner
+	if eng != nil {
+		opt.Engine, cl = eng, eng
+	}
+	g, err := gateway.New(cfg, opt)
+	if err != nil {
+		ln.Close()
+		if eng != nil {
+			_ = eng.Close()
+		}
 		return err
 	}
 	srv := &http.Server{
@@ -134,6 +147,6 @@ func serve(args []string, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	l := &lifecycle{path: *path, listen: *listen, cfg: cfg, log: log, level: level, g: g, srv: srv, ln: ln}
+	l := &lifecycle{path: *path, listen: *listen, cfg: cfg, log: log, level: level, g: g, srv: srv, ln: ln, cluster: cl}
 	return l.run()
 }

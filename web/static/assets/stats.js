@@ -1,6 +1,7 @@
 // stats.js: the gateway panel. GET /_/stats is an SSE stream, one event a
 // second: {"openStreams","upstreamConnections","upstreamSubscriptions",
-// "eventsIn","eventsOut","time"}; the events are totals since start, so
+// "eventsIn","eventsOut","time"}, and in a cluster "cluster":
+// {"connected","available","topicsOwned"}; the events are totals since start, so
 // per-second rates are computed here from consecutive samples. On shutdown
 // the gateway ends the stream with a retry hint and no done: the browser
 // reconnects by itself, to the next instance behind the balancer.
@@ -32,8 +33,10 @@ export function mountStats(container) {
       h('span', {class: 'stat-label', title: m.title || m.label}, m.label), value, chart);
     return {m, value, line, area, chart, card, series: []};
   });
+  // In a cluster: this instance's NATS connection and the topics it runs.
+  const cluster = h('span', {class: 'stats-cluster', testid: 'stats-cluster', hidden: ''}, '');
   container.replaceChildren(
-    h('div', {class: 'section-head'}, h('h2', {id: 'stats-h'}, 'Gateway'), status),
+    h('div', {class: 'section-head'}, h('h2', {id: 'stats-h'}, 'Gateway'), cluster, status),
     h('div', {class: 'stats-grid', testid: 'stats'}, cards.map((c) => c.card)));
 
   let prev = null;
@@ -79,6 +82,14 @@ export function mountStats(container) {
       draw(c);
     }
     prev = {t, arrived, d};
+    const cl = d.cluster;
+    if (cl && typeof cl === 'object') {
+      cluster.hidden = false;
+      cluster.dataset.state = cl.connected ? 'live' : 'off';
+      cluster.textContent = `cluster: ${cl.connected ? 'NATS connected' : 'NATS disconnected'} · ${Number(cl.topicsOwned) || 0} topics owned here`;
+    } else {
+      cluster.hidden = true;
+    }
   }
 
   function connect() {
