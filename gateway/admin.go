@@ -214,10 +214,10 @@ func (g *Gateway) handleStats(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		s, subs, ts := g.hub.Stats(), g.topics.Stats(kindSubscription), g.topics.Stats("")
+		s, ts := g.hub.Stats(), g.topics.Stats("")
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		sample := fmt.Appendf(nil, `{"openStreams":%d,"upstreamConnections":%d,"upstreamSubscriptions":%d,"eventsIn":%d,"eventsOut":%d%s,"time":%q}`,
-			g.streams.Load(), s.Connections, subs.Topics, subs.EventsIn, ts.EventsOut, g.clusterStats(), time.Now().UTC().Format(statsTimeFormat))
+			g.streams.Load(), s.Connections, g.upstreamSubscriptions(), g.upstreamEvents(), ts.EventsOut, g.clusterStats(), time.Now().UTC().Format(statsTimeFormat))
 		if _, err := w.Write(sse.EncodeMessage("", "", sample)); err != nil || rc.Flush() != nil {
 			return
 		}

@@ -28,17 +28,18 @@ type Gateway struct {
 	auth   *auth.Authenticator
 	client *upstream.Client
 	// httpClient carries queries, mutations and introspection upstream.
-	httpClient *http.Client
-	hub        *upstream.Hub              // upstream subscriptions over WebSocket; nil without an upstream
-	sources    *source.Set                // event sources (PostgreSQL, NATS, Redis); nil without any
-	httpSubs   *upstream.HTTPSubConfig    // or over SSE or multipart; nil for WebSocket
-	topics     *topic.Hub                 // every shared stream: subscriptions, live queries
-	engine     topic.Engine               // the cluster, or nil (see cluster.go)
-	apiDoc     atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
-	reg        registrySwap
-	router     chi.Router
-	met        *metrics
-	cert       *certificate // the TLS certificate; nil without tls (see server.go)
+	httpClient   *http.Client
+	hub          *upstream.Hub              // upstream subscriptions over WebSocket; nil without an upstream
+	sources      *source.Set                // event sources (PostgreSQL, NATS, Redis); nil without any
+	httpSubs     *upstream.HTTPSubConfig    // or over SSE or multipart; nil for WebSocket
+	httpSubStats upstream.HTTPSubStats      // their counters
+	topics       *topic.Hub                 // every shared stream: subscriptions, live queries
+	engine       topic.Engine               // the cluster, or nil (see cluster.go)
+	apiDoc       atomic.Pointer[openAPIDoc] // /openapi.json of the current registry
+	reg          registrySwap
+	router       chi.Router
+	met          *metrics
+	cert         *certificate // the TLS certificate; nil without tls (see server.go)
 
 	// shutdown is closed when the server begins a graceful shutdown, so
 	// every open stream ends with done.
@@ -169,6 +170,7 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 			URL: cfg.Upstream.SubscriptionURL, Protocol: p, Header: staticHeaders(cfg),
 			ReconnectTimeout: cfg.Upstream.ReconnectTimeout.D(),
 			HTTPClient:       &http.Client{Transport: hc.Transport}, Logger: log,
+			Stats: &g.httpSubStats,
 		}
 	}
 	g.liveCfg.Store(cfg)

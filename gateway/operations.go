@@ -200,6 +200,17 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, c *c
 	g.openStream(w, r, c, spec, topic.JoinOptions{ReplayLast: c.ep.replayLast, LastEventID: lastEventID(r)})
 }
 
+// upstreamSubscriptions and upstreamEvents count the subscriptions this
+// instance has open upstream and the results they brought, whatever the
+// protocol (in a cluster, not those other instances run).
+func (g *Gateway) upstreamSubscriptions() int64 {
+	return g.hub.Stats().Subscriptions + g.httpSubStats.Open.Load()
+}
+
+func (g *Gateway) upstreamEvents() int64 {
+	return g.hub.Stats().EventsIn + g.httpSubStats.Events.Load()
+}
+
 // subscription makes the source of one upstream subscription, over the
 // upstream's subscription protocol (WebSocket, SSE or multipart), and its
 // topic key.

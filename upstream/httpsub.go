@@ -84,6 +84,17 @@ type HTTPSubConfig struct {
 	// Logger receives stream-level logs; nil means none. Header values
 	// and payloads are never logged.
 	Logger *slog.Logger
+	// Stats, if set, counts the subscriptions open now and the results
+	// received (for fireboom_upstream_subscriptions and
+	// fireboom_upstream_events_total); one Stats serves every
+	// subscription of the config.
+	Stats *HTTPSubStats
+}
+
+// HTTPSubStats are the counters of the subscriptions of one HTTPSubConfig.
+type HTTPSubStats struct {
+	Open   atomic.Int64 // subscriptions whose request was answered with a stream, not ended yet
+	Events atomic.Int64 // results received
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -174,8 +185,14 @@ func (s *HTTPSubscription) Open(ctx context.Context, sink event.Sink) (stop func
 		return nil, err
 	}
 	done := make(chan struct{})
+	if c := s.cfg.Stats; c != nil {
+		c.Open.Add(1)
+	}
 	go func() {
 		defer close(done)
+		if c := s.cfg.Stats; c != nil {
+			defer c.Open.Add(-1)
+		}
 		s.run(runCtx, body, st, sink)
 	}()
 	var once sync.Once
@@ -357,7 +374,14 @@ func nonEmptyArray(b json.RawMessage) bool {
 // ends or runCtx is cancelled (stop).
 func (s *HTTPSubscription) run(ctx context.Context, body []byte, st *stream, sink event.Sink) {
 	log := s.cfg.Logger
-	next := compacted(sink.Next, log)
+	deliver := sink.Next
+	if c := s.cfg.Stats; c != nil {
+		deliver = func(b []byte) {
+			c.Events.Add(1)
+			sink.Next(b)
+		}
+	}
+	next := compacted(deliver, log)
 	attempt := 0
 	for {
 		if st.final != nil {
