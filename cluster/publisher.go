@@ -78,13 +78,6 @@ func (p *publisher) End(final *event.Event) {
 	}
 }
 
-// control publishes a start or a stop record of the owner's term.
-func (p *publisher) control(kind byte, data []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.publishLocked(kind, data)
-}
-
 // begin sets the term and the ordinal the next result follows (after the
 // owner's start record was applied by its own reader).
 func (p *publisher) begin(term, base uint64) {

@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -115,19 +114,9 @@ func open(t *testing.T, s *Source, ch string, tr Transform, sink *recSink) func(
 	return stop
 }
 
-// listening reports whether the source listens to ch on its connection.
-func (s *Source) listening(ch string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.channels[ch]
-	return c != nil && c.listened && !c.unlistening
-}
-
 // known reports whether the source still keeps ch at all.
 func (s *Source) known(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.channels[ch] != nil
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -195,18 +195,6 @@ func (h *Hub) connForLocked(key string, hdr http.Header, init json.RawMessage) (
 	return c, nil
 }
 
-// background counts a timer callback in h.wg, unless the hub is closing;
-// the callback then calls h.wg.Done.
-func (h *Hub) background() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
-	}
-	h.wg.Add(1)
-	return true
-}
-
 // roomForConnLocked reports whether another connection may open under
 // MaxConnections. Connections that are closing (idle, or evicted) do not
 // count: when the cap is reached it closes one that carries nothing (it

@@ -6,7 +6,6 @@ package natsd
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -60,17 +59,8 @@ func Start(opt Options) (*Server, error) {
 // URL is the server's client URL (nats://127.0.0.1:port).
 func (s *Server) URL() string { return s.s.ClientURL() }
 
-// Port is the server's client port.
-func (s *Server) Port() int { return portOf(s.s) }
-
 // Shutdown stops the server and waits until it has.
 func (s *Server) Shutdown() {
 	s.s.Shutdown()
 	s.s.WaitForShutdown()
-}
-
-func portOf(s *server.Server) int {
-	var port int
-	_, _ = fmt.Sscanf(s.ClientURL(), "nats://127.0.0.1:%d", &port)
-	return port
 }
