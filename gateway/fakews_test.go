@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -165,8 +166,14 @@ func newGatewayWith(t *testing.T, cfgJSON string, vars map[string]string, opt Op
 	}
 	logs := &syncBuffer{}
 	opt.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opt.Engine == nil && cfg.Cluster != nil {
+		opt.Engine = clusterEngine(t, cfg, opt.Logger) // as the command does; Close closes it
+	}
 	g, err := New(cfg, opt)
 	if err != nil {
+		if c, ok := opt.Engine.(io.Closer); ok {
+			_ = c.Close()
+		}
 		t.Fatal(err)
 	}
 	if routes != nil {
