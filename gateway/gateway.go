@@ -16,6 +16,7 @@ import (
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/source"
+	"github.com/fireboom/fireboom/sse"
 	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
@@ -65,6 +66,9 @@ type Gateway struct {
 	detachMu     sync.Mutex
 	detachClosed bool
 	detachedSet  map[*detachedStream]struct{}
+	// watcher notices the clients of detached streams leaving (closed
+	// after them).
+	watcher *sse.Watcher
 }
 
 // Options are the parts of a Gateway that are not in the config file.
@@ -114,6 +118,7 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		log:        log,
 		httpClient: hc,
 		shutdown:   make(chan struct{}),
+		watcher:    sse.NewWatcher(),
 		cancel:     cancel,
 		proxies:    newProxies(cfg.TrustedProxies),
 		cert:       cert,
@@ -258,6 +263,7 @@ func (g *Gateway) Close() error {
 	g.cancel()
 	g.wg.Wait()
 	g.waitStreams()
+	_ = g.watcher.Close()
 	g.topics.Close() // stops every source: completes upstream subscriptions
 	err := g.hub.Close()
 	if g.sources != nil {

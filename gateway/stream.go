@@ -128,6 +128,7 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, q *e
 		Shutdown:     g.shutdown,
 		MaxLifetime:  jitter(set.MaxLifetime.D()),
 		OnEvent:      g.met.eventOut,
+		Watcher:      g.watcher,
 	}
 	if c.id != nil {
 		opt.ExpiresAt = g.auth.ValidUntil(c.id)

@@ -61,9 +61,18 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 	// response (and its buffers) alive, nor Detach, which may refer to it.
 	detach := s.opt.Detach
 	s.w, s.rc, s.opt.Detach = nil, nil, nil
-	rest := func() Result { return s.finish(s.runDetached(q), q) }
-	abort := func() { _ = conn.Close() } // Close is safe beside Read and Write, and final
-	if detach(rest, abort) {
+	// Direct writes and the Watcher need the socket itself: not through
+	// TLS, say.
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.cancel = cancel
+	s.watchClient()
+	rest := func() Result { return s.finish(s.runDetached(ctx, q), q) }
+	if detach(rest, s.closeConn) {
 		return Result{Reason: ReasonDetached}, true
 	}
 	return rest(), true
@@ -73,14 +82,18 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 // connection before it is cut off.
 const maxClientBytes = 4 << 10
 
-// runDetached serves the stream on the taken-over connection, with a reader
-// beside it that cancels the stream when the client goes away.
-func (s *stream) runDetached(q *event.Queue) Result {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	readerDone := make(chan struct{})
+// watchClient makes sure the stream notices its client leaving: through
+// the Watcher, or else with a reader goroutine.
+func (s *stream) watchClient() {
+	if s.raw != nil {
+		if id, ok := s.opt.Watcher.watch(s); ok {
+			s.watchID = id
+			return
+		}
+	}
+	s.readerDone = make(chan struct{})
 	go func() {
-		defer close(readerDone)
+		defer close(s.readerDone)
 		var b [64]byte
 		for sent := 0; ; {
 			// A client of a stream has nothing to say: a little of what it
@@ -88,22 +101,37 @@ func (s *stream) runDetached(q *event.Queue) Result {
 			// off rather than costing a read per byte.
 			n, err := s.conn.Read(b[:])
 			if sent += n; err != nil || sent > maxClientBytes {
-				cancel(ErrClientGone)
+				s.clientGone()
 				return
 			}
 		}
 	}()
-	// Direct writes need the socket itself: not through TLS, say.
-	if sc, ok := s.conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
-			s.chunked = event.FormatJSONChunked
-			if s.sse {
-				s.chunked = event.FormatSSEChunked
-			}
-			q.SetDirect(s.tryDirect)
-			defer q.SetDirect(nil)
+}
+
+func (s *stream) rawConn() syscall.RawConn { return s.raw }
+
+// clientGone ends the stream: its client left.
+func (s *stream) clientGone() { s.cancel(ErrClientGone) }
+
+// closeConn closes the taken-over connection, once the Watcher let go of
+// it (see Watcher). It is the abort of Options.Detach: safe from any
+// goroutine, at any time, and more than once.
+func (s *stream) closeConn() {
+	s.opt.Watcher.unwatch(s.watchID)
+	_ = s.conn.Close() // safe beside Read and Write, and final
+}
+
+// runDetached serves the stream on the taken-over connection; ctx ends
+// when the client goes away.
+func (s *stream) runDetached(ctx context.Context, q *event.Queue) Result {
+	defer s.cancel(nil)
+	if s.raw != nil {
+		s.chunked = event.FormatJSONChunked
+		if s.sse {
+			s.chunked = event.FormatSSEChunked
 		}
+		q.SetDirect(s.tryDirect)
+		defer q.SetDirect(nil)
 	}
 	res := s.run(ctx, q)
 	if res.Reason != ReasonWriteFailed && res.Reason != ReasonClientGone {
@@ -111,8 +139,10 @@ func (s *stream) runDetached(q *event.Queue) Result {
 		s.deadline()
 		_, _ = s.conn.Write(lastChunk)
 	}
-	_ = s.conn.Close() // ends the reader's Read
-	<-readerDone
+	s.closeConn() // ends the reader's Read
+	if s.readerDone != nil {
+		<-s.readerDone
+	}
 	return res
 }
 

@@ -66,6 +66,10 @@ type Options struct {
 	// ResponseWriter that can't hijack), Serve serves the stream in the
 	// handler as usual.
 	Detach func(rest func() Result, abort func()) bool
+	// Watcher, if set, notices the clients of detached streams leaving
+	// without a reader goroutine per stream (see Watcher). Unset, every
+	// detached stream has one.
+	Watcher *Watcher
 }
 
 // Reasons a stream ended, as reported in Result.Reason. They are stable and
@@ -133,9 +137,14 @@ type stream struct {
 
 	// A taken-over connection (see detach.go) and what emit writes to it.
 	conn net.Conn
-	head [20]byte
-	vec  [3][]byte
-	bufs net.Buffers
+	// How the stream notices its client leaving: the Watcher's id, or a
+	// reader goroutine's end; cancel ends the stream then.
+	watchID    uint64
+	readerDone chan struct{}
+	cancel     context.CancelCauseFunc
+	head       [20]byte
+	vec        [3][]byte
+	bufs       net.Buffers
 
 	// Direct writes (see direct.go). wmu is held by the stream's goroutine
 	// whenever it is awake, and by a direct write; it guards every write
