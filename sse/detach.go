@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -55,27 +54,12 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 	if err != nil {
 		return Result{}, false // HTTP/2, a test recorder...: serve in the handler
 	}
-	s.conn = conn
 	s.deadlineAt = time.Time{} // Hijack cleared the deadlines
 	// Drop what belongs to the request: the stream must not keep net/http's
 	// response (and its buffers) alive, nor Detach, which may refer to it.
 	detach := s.opt.Detach
 	s.w, s.rc, s.opt.Detach = nil, nil, nil
-	// Direct writes and the Watcher need the socket itself: not through
-	// TLS, say.
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
-		}
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s.cancel = cancel
-	s.watchClient()
-	rest := func() Result { return s.finish(s.runDetached(ctx, q), q) }
-	if detach(rest, s.closeConn) {
-		return Result{Reason: ReasonDetached}, true
-	}
-	return rest(), true
+	return s.takeOver(conn, q, detach), true
 }
 
 // maxClientBytes is how much a client may send on a taken-over stream
@@ -110,40 +94,12 @@ func (s *stream) watchClient() {
 
 func (s *stream) rawConn() syscall.RawConn { return s.raw }
 
-// clientGone ends the stream: its client left.
-func (s *stream) clientGone() { s.cancel(ErrClientGone) }
-
 // closeConn closes the taken-over connection, once the Watcher let go of
-// it (see Watcher). It is the abort of Options.Detach: safe from any
-// goroutine, at any time, and more than once.
+// it (see Watcher). It is safe from any goroutine, at any time, and more
+// than once.
 func (s *stream) closeConn() {
 	s.opt.Watcher.unwatch(s.watchID)
 	_ = s.conn.Close() // safe beside Read and Write, and final
-}
-
-// runDetached serves the stream on the taken-over connection; ctx ends
-// when the client goes away.
-func (s *stream) runDetached(ctx context.Context, q *event.Queue) Result {
-	defer s.cancel(nil)
-	if s.raw != nil {
-		s.chunked = event.FormatJSONChunked
-		if s.sse {
-			s.chunked = event.FormatSSEChunked
-		}
-		q.SetDirect(s.tryDirect)
-		defer q.SetDirect(nil)
-	}
-	res := s.run(ctx, q)
-	if res.Reason != ReasonWriteFailed && res.Reason != ReasonClientGone {
-		// The end of the chunked body, so that the client sees a clean end.
-		s.deadline()
-		_, _ = s.conn.Write(lastChunk)
-	}
-	s.closeConn() // ends the reader's Read
-	if s.readerDone != nil {
-		<-s.readerDone
-	}
-	return res
 }
 
 // emit writes b: through net/http (which buffers it until flush), or on a

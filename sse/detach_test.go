@@ -38,17 +38,16 @@ func newDetachHarness(t *testing.T, q *event.Queue, opt Options, accept bool) *d
 		}
 		o := opt
 		o.Mode = m
-		o.Detach = func(rest func() Result, abort func()) bool {
+		o.Detach = func(abort func()) func(Result) {
 			if !accept {
-				return false
+				return nil
 			}
 			h.aborts <- abort
 			wg.Add(1)
-			go func() {
+			return func(res Result) {
 				defer wg.Done()
-				h.results <- rest()
-			}()
-			return true
+				h.results <- res
+			}
 		}
 		h.served <- Serve(w, r, q, o)
 	}))
@@ -227,7 +226,8 @@ func watchOptions(t *testing.T, opt Options, watch bool) Options {
 
 func TestDetachedShutdownAndHeartbeat(t *testing.T) {
 	q := event.NewQueue(event.Limits{})
-	shutdown := make(chan struct{})
+	shutdown, beginShutdown := context.WithCancel(context.Background())
+	defer beginShutdown()
 	h := newDetachHarness(t, q, Options{Heartbeat: 20 * time.Millisecond, Shutdown: shutdown, Retry: 1500 * time.Millisecond}, true)
 	resp := h.get(t.Context(), "?wg_sse=true")
 	h.handlerResult()
@@ -237,7 +237,7 @@ func TestDetachedShutdownAndHeartbeat(t *testing.T) {
 			t.Fatalf("line %q, %v; want %q", line, err, want)
 		}
 	}
-	close(shutdown)
+	beginShutdown()
 	rest := readAll(t, br)
 	if rest != "retry: 1500\n\n" {
 		t.Fatalf("end %q", rest)
@@ -335,13 +335,9 @@ func benchTick(b *testing.B, detach bool) {
 		q := event.NewQueue(event.Limits{})
 		opt := Options{Mode: SSE, Heartbeat: -1}
 		if detach {
-			opt.Detach = func(rest func() Result, _ func()) bool {
+			opt.Detach = func(func()) func(Result) {
 				streams.Add(1)
-				go func() {
-					defer streams.Done()
-					rest()
-				}()
-				return true
+				return func(Result) { streams.Done() }
 			}
 		}
 		queues <- q

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,10 +38,11 @@ type Options struct {
 	// must implement Unwrap). Zero means DefaultWriteTimeout, negative none.
 	// A write that fails or times out ends the stream.
 	WriteTimeout time.Duration
-	// Shutdown is closed when the server shuts down; the stream then ends
-	// with a retry hint and no done (SSE), or a ShuttingDown errors line
-	// (JSON stream).
-	Shutdown <-chan struct{}
+	// Shutdown ends when the server shuts down; the stream then ends with a
+	// retry hint and no done (SSE), or a ShuttingDown errors line (JSON
+	// stream). A context, so that a detached stream can be told without a
+	// goroutine (context.AfterFunc).
+	Shutdown context.Context
 	// Retry is the reconnection delay hinted to SSE clients at shutdown and
 	// at the lifetime cap (and Once's Retry-After). Zero means DefaultRetry.
 	Retry time.Duration
@@ -56,16 +58,19 @@ type Options struct {
 	// Detach, if set, lets an SSE or JSON stream on HTTP/1.1 outlive its
 	// handler, which frees what net/http holds per request (see
 	// detach.go): Serve flushes the headers, takes the connection over and
-	// calls Detach with the rest of the stream. Detach runs rest on a
-	// goroutine the caller owns (and waits for) and returns true; Serve then
-	// returns at once with ReasonDetached, and rest's Result is the stream's.
-	// abort cuts the connection at once, from any goroutine and at any time
-	// (even while a write is blocked on a client that stopped reading);
-	// rest then returns promptly. When Detach returns false, Serve runs rest
-	// itself. Unset, or when the connection can't be taken over (HTTP/2, a
+	// calls Detach with abort, which cuts the connection at once, from any
+	// goroutine and at any time (even while a write is blocked on a client
+	// that stopped reading); the stream then ends promptly. Detach returns
+	// end, and Serve returns at once with ReasonDetached: the stream goes on
+	// without a goroutine of its own while it has nothing to write (see
+	// lazy.go), and calls end exactly once with its Result, on a goroutine
+	// of its own, when it has ended and closed its connection. The caller
+	// keeps track of the stream (and waits for it) until then. When Detach
+	// returns nil, Serve serves the rest itself and returns its Result.
+	// Unset, or when the connection can't be taken over (HTTP/2, a
 	// ResponseWriter that can't hijack), Serve serves the stream in the
 	// handler as usual.
-	Detach func(rest func() Result, abort func()) bool
+	Detach func(abort func()) (end func(Result))
 	// Watcher, if set, notices the clients of detached streams leaving
 	// without a reader goroutine per stream (see Watcher). Unset, every
 	// detached stream has one.
@@ -83,6 +88,9 @@ const (
 	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
 	ReasonLifetime     = "lifetime"      // Options.MaxLifetime passed
 	ReasonWriteFailed  = "write-failed"  // a write or flush failed or timed out
+	// ReasonPanic ends a detached stream whose writer panicked (Result.Err
+	// holds the value); its connection is cut.
+	ReasonPanic = "panic"
 	// ReasonDetached is what Serve returns when the stream went on in
 	// Options.Detach; it is never a stream's final reason.
 	ReasonDetached = "detached"
@@ -138,13 +146,19 @@ type stream struct {
 	// A taken-over connection (see detach.go) and what emit writes to it.
 	conn net.Conn
 	// How the stream notices its client leaving: the Watcher's id, or a
-	// reader goroutine's end; cancel ends the stream then.
+	// reader goroutine's end.
 	watchID    uint64
 	readerDone chan struct{}
-	cancel     context.CancelCauseFunc
-	head       [20]byte
-	vec        [3][]byte
-	bufs       net.Buffers
+	// A detached stream's writer, started when there is work (lazy.go).
+	q        *event.Queue
+	state    atomic.Int32  // idle, running, again, over
+	flags    atomic.Uint32 // what woke it: flagGone, flagTimer, flagShutdown
+	timer    *time.Timer   // heartbeat, expiry, lifetime; nil for none
+	stopShut func() bool   // stops the context.AfterFunc of opt.Shutdown
+	end      func(Result)  // from Options.Detach
+	head     [20]byte
+	vec      [3][]byte
+	bufs     net.Buffers
 
 	// Direct writes (see direct.go). wmu is held by the stream's goroutine
 	// whenever it is awake, and by a direct write; it guards every write
@@ -223,19 +237,19 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 	// cap. It is re-armed only when it fires, never per delivered batch:
 	// the heartbeat is due Heartbeat after the last write, which the timer
 	// checks when it fires (and then sleeps until the new due time).
-	s.lastWrite = now
-	if s.opt.MaxLifetime > 0 {
-		s.lifeAt = now.Add(s.opt.MaxLifetime)
-	}
-	lifeAt := s.lifeAt
-	beats := s.opt.Heartbeat > 0 && s.opt.Mode != Once
+	s.begin(now)
 	var timer *time.Timer
 	var timerC <-chan time.Time
-	if due := s.nextDue(lifeAt, beats); !due.IsZero() {
+	if due := s.nextDue(); !due.IsZero() {
 		timer = time.NewTimer(due.Sub(now))
 		defer timer.Stop()
 		timerC = timer.C
 	}
+	var shutdown <-chan struct{}
+	if s.opt.Shutdown != nil {
+		shutdown = s.opt.Shutdown.Done()
+	}
+	ready := q.Ready()
 
 	var batch []*event.Event
 	for {
@@ -245,19 +259,14 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 		case <-ctx.Done():
 			s.wmu.Lock()
 			return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
-		case <-q.Ready():
+		case <-ready:
 			s.wmu.Lock()
 			if err := s.settle(); err != nil {
 				return failed(err)
 			}
-			now := time.Now()
-			if s.expired(now) {
-				return s.expire()
-			}
-			batch = q.Take(batch[:0])
-			res, end := s.deliver(batch, now)
-			clear(batch) // let delivered events be collected
-			if end {
+			var res Result
+			var end bool
+			if batch, res, end = s.onReady(q, batch, time.Now()); end {
 				return res
 			}
 		case <-timerC:
@@ -266,23 +275,11 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 				return failed(err)
 			}
 			now := time.Now()
-			switch {
-			case s.expired(now):
-				return s.expire()
-			case !lifeAt.IsZero() && !now.Before(lifeAt):
-				return s.leave(q, ReasonLifetime)
-			case beats && now.Sub(s.lastWrite) >= s.opt.Heartbeat:
-				beat := sseHeartbeat
-				if !s.sse {
-					beat = jsonBeat
-				}
-				if err := s.write(beat); err != nil {
-					return failed(err)
-				}
-				s.lastWrite = now
+			if res, end := s.onTimer(q, now); end {
+				return res
 			}
-			timer.Reset(s.nextDue(lifeAt, beats).Sub(now))
-		case <-s.opt.Shutdown:
+			timer.Reset(s.nextDue().Sub(now))
+		case <-shutdown:
 			s.wmu.Lock()
 			if err := s.settle(); err != nil {
 				return failed(err)
@@ -292,21 +289,66 @@ func (s *stream) run(ctx context.Context, q *event.Queue) Result {
 	}
 }
 
+// begin starts the stream's clocks at now: the heartbeat and the lifetime
+// cap.
+func (s *stream) begin(now time.Time) {
+	s.lastWrite = now
+	if s.opt.MaxLifetime > 0 {
+		s.lifeAt = now.Add(s.opt.MaxLifetime)
+	}
+}
+
+// onReady writes what is queued, at now, taking it into batch (which it
+// returns emptied, for reuse); it reports whether the stream ended.
+func (s *stream) onReady(q *event.Queue, batch []*event.Event, now time.Time) ([]*event.Event, Result, bool) {
+	if s.expired(now) {
+		return batch, s.expire(), true
+	}
+	batch = q.Take(batch[:0])
+	res, end := s.deliver(batch, now)
+	clear(batch) // let delivered events be collected
+	return batch[:0], res, end
+}
+
+// onTimer does what is due when the timer fires at now: the token expiry,
+// the lifetime cap or a heartbeat. It reports whether the stream ended;
+// else the caller re-arms the timer for nextDue.
+func (s *stream) onTimer(q *event.Queue, now time.Time) (Result, bool) {
+	switch {
+	case s.expired(now):
+		return s.expire(), true
+	case !s.lifeAt.IsZero() && !now.Before(s.lifeAt):
+		return s.leave(q, ReasonLifetime), true
+	case s.beats() && now.Sub(s.lastWrite) >= s.opt.Heartbeat:
+		beat := sseHeartbeat
+		if !s.sse {
+			beat = jsonBeat
+		}
+		if err := s.write(beat); err != nil {
+			return failed(err), true
+		}
+		s.lastWrite = now
+	}
+	return Result{}, false
+}
+
+func (s *stream) beats() bool { return s.opt.Heartbeat > 0 && s.opt.Mode != Once }
+
 // nextDue is when the timer must next fire: the earliest of the heartbeat
 // (Heartbeat after the last write), the token expiry and the lifetime cap;
 // zero when none applies.
-func (s *stream) nextDue(lifeAt time.Time, beats bool) time.Time {
+func (s *stream) nextDue() time.Time {
 	var due time.Time
 	pick := func(t time.Time) {
 		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
 			due = t
 		}
 	}
-	if beats {
+	if s.beats() {
 		pick(s.lastWrite.Add(s.opt.Heartbeat))
 	}
 	pick(s.opt.ExpiresAt)
-	pick(lifeAt)
+	pick(s.lifeAt)
 	return due
 }
 
