@@ -2,8 +2,10 @@ package sse
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,15 +115,41 @@ func (s *stream) emit(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	head := strconv.AppendInt(s.head[:0], int64(len(b)), 16)
+	cw := chunkPool.Get().(*chunkWriter)
+	defer chunkPool.Put(cw)
+	head := strconv.AppendInt(cw.head[:0], int64(len(b)), 16)
 	head = append(head, '\r', '\n')
-	// The vector lives in the stream, so that writev allocates nothing.
-	s.vec = [3][]byte{head, b, crlf}
-	s.bufs = s.vec[:]
-	_, err := s.bufs.WriteTo(s.conn)
-	s.vec = [3][]byte{} // don't keep the batch buffer
+	if len(b) <= smallChunk {
+		c := append(append(append(cw.small[:0], head...), b...), crlf...)
+		cw.small = c[:0]
+		_, err := s.conn.Write(c)
+		return err
+	}
+	cw.vec = [3][]byte{head, b, crlf}
+	cw.bufs = cw.vec[:]
+	_, err := cw.bufs.WriteTo(s.conn)
+	cw.vec = [3][]byte{} // don't keep the batch buffer
 	return err
 }
+
+// smallChunk is the largest chunk emit copies into one buffer for one
+// write rather than write as a vector: the heartbeats of idle streams, most
+// batches. (Once a connection wrote a vector, internal/poll keeps an iovec
+// array for it as long as it lives.)
+const smallChunk = 4 << 10
+
+// chunkWriter is what emit needs to write a chunk without allocating,
+// pooled rather than kept by every stream.
+type chunkWriter struct {
+	head  [20]byte
+	small []byte
+	vec   [3][]byte
+	bufs  net.Buffers
+}
+
+var chunkPool = sync.Pool{New: func() any {
+	return &chunkWriter{small: make([]byte, 0, smallChunk+len("1000\r\n\r\n"))}
+}}
 
 // flush sends what emit buffered (a no-op on a taken-over connection,
 // where emit writes at once).

@@ -128,22 +128,22 @@ var bufPool = sync.Pool{New: func() any {
 }}
 
 type stream struct {
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	opt    Options
-	sse    bool // event-stream framing (SSE, OnceSSE)
-	events int
-	bytes  int64
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	opt        Options
+	events     int
+	bytes      int64
+	deadlineAt time.Time // the write deadline in force
+	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
+	sse        bool      // event-stream framing (SSE, OnceSSE)
 	// noDeadline is set once the writer said it has no write deadlines;
 	// asking again would build a new error on every batch.
 	noDeadline bool
-	deadlineAt time.Time // the write deadline in force
-	lastDL     bool      // deadlineAt is final (shutdown): never extended
-	h2         bool      // HTTP/2: the deadline is cleared between writes (see rest)
-	started    bool      // the headers were flushed
-	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
+	lastDL     bool // deadlineAt is final (shutdown): never extended
+	h2         bool // HTTP/2: the deadline is cleared between writes (see rest)
+	started    bool // the headers were flushed
 
-	// A taken-over connection (see detach.go) and what emit writes to it.
+	// A taken-over connection (see detach.go), written by emit.
 	conn net.Conn
 	// How the stream notices its client leaving: the Watcher's id, or a
 	// reader goroutine's end.
@@ -156,20 +156,17 @@ type stream struct {
 	timer    *time.Timer   // heartbeat, expiry, lifetime; nil for none
 	stopShut func() bool   // stops the context.AfterFunc of opt.Shutdown
 	end      func(Result)  // from Options.Detach
-	head     [20]byte
-	vec      [3][]byte
-	bufs     net.Buffers
 
-	// Direct writes (see direct.go). wmu is held by the stream's goroutine
-	// whenever it is awake, and by a direct write; it guards every write
+	// Direct writes (see direct.go). wmu is held by the stream's writer
+	// whenever it is at work, and by a direct write; it guards every write
 	// to the client and the fields below, lastWrite, events and bytes.
 	wmu     sync.Mutex
+	ended   bool            // the stream ended: no more direct writes
 	raw     syscall.RawConn // the taken-over connection's, when direct writes are on
 	chunked event.Format    // the frame format a direct write sends
 	lifeAt  time.Time       // the lifetime cap; zero for none
 	pending []byte          // the rest of a chunk a direct write could not finish
 	werr    error           // a direct write failed: the stream ends
-	ended   bool            // run returned: no more direct writes
 }
 
 // Serve writes the events of q to w in opt.Mode until the stream ends, and
