@@ -19,9 +19,10 @@ import (
 // 2 KB chunking buffer, all kept until the handler returns. A detached
 // stream gives all of that back: once the headers are flushed, Serve takes
 // the connection over (http.ResponseController.Hijack), the handler
-// returns, and the stream goes on in two small goroutines of its own: a
-// writer (the same loop, writing HTTP/1.1 chunks straight to the socket,
-// one write per batch) and a reader that notices the client leaving.
+// returns, and the stream goes on by itself, writing HTTP/1.1 chunks
+// straight to the socket (one write per batch), with no goroutine while it
+// waits (lazy.go) and its client watched by a Watcher (or, without one, a
+// reader goroutine).
 
 // ErrClientGone is the cause of a detached stream's ReasonClientGone: the
 // client closed the connection (or it broke).
@@ -39,11 +40,11 @@ func (s *stream) detachable(r *http.Request) bool {
 }
 
 // detach flushes the headers through net/http, takes the connection over
-// and hands the rest of the stream to opt.Detach. It reports false only
-// when the connection could not be taken over: the stream then goes on in
-// the handler, its headers already flushed. Otherwise res is what Serve
-// returns: ReasonDetached, or the stream's own result when the headers
-// could not be written or Detach declined (and rest ran here).
+// and hands the rest of the stream to opt.Detach (takeOver). It reports
+// false only when the connection could not be taken over: the stream then
+// goes on in the handler, its headers already flushed. Otherwise res is
+// what Serve returns: ReasonDetached, or the stream's own result when the
+// headers could not be written or Detach declined (and Serve served it).
 func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached bool) {
 	// The connection ends with the stream: a client must not pool it for
 	// another request (it would find it closed).

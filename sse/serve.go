@@ -51,8 +51,8 @@ type Options struct {
 	// done, so that EventSource reconnects and resumes with Last-Event-ID.
 	MaxLifetime time.Duration
 	// OnEvent, if set, is called for every queued event that was written to
-	// the client, after it was flushed: on the stream's goroutine, or on the
-	// pushing one for a direct write (see direct.go). Keep it cheap: it
+	// the client, after it was flushed: on the stream's writer, or on the
+	// pushing goroutine for a direct write (see direct.go). Keep it cheap: it
 	// runs on the delivery hot path.
 	OnEvent func(e *event.Event)
 	// Detach, if set, lets an SSE or JSON stream on HTTP/1.1 outlive its
