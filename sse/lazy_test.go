@@ -446,7 +446,7 @@ func TestDetachedIdleStreamsHoldNoGoroutine(t *testing.T) {
 	for range 50 {
 		dial()
 	}
-	if after := settledGoroutines(); after > before+2 {
+	if after := settledGoroutines(); after > before+10 { // slack for net/http goroutines still ending
 		t.Fatalf("%d goroutines with 1 idle stream, %d with 51", before, after)
 	}
 }
