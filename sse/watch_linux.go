@@ -149,17 +149,19 @@ func (w *Watcher) startLocked() bool {
 // later read for themselves.
 func (w *Watcher) Close() error {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
+	done := w.done
+	if !w.closed {
+		w.closed = true
+		if w.epfd >= 0 {
+			// Under w.mu, where the goroutine closes the eventfd: the
+			// number is still ours. The write cannot block.
+			one := [8]byte{1}
+			_, _ = unix.Write(w.evfd, one[:])
+		}
 	}
-	w.closed = true
-	running := w.epfd >= 0
 	w.mu.Unlock()
-	if running {
-		one := [8]byte{1}
-		_, _ = unix.Write(w.evfd, one[:])
-		<-w.done
+	if done != nil {
+		<-done
 	}
 	return nil
 }
@@ -189,6 +191,7 @@ func (w *Watcher) loop() {
 			w.closed = true
 			_ = unix.Close(w.evfd)
 			_ = unix.Close(w.epfd)
+			w.epfd, w.evfd = -1, -1
 			w.mu.Unlock()
 			return
 		}
