@@ -45,10 +45,13 @@ const (
 // Queue is one client's bounded queue. Push never blocks; Take drains.
 // All methods are safe for concurrent use.
 type Queue struct {
-	lim   Limits
-	ready chan struct{}
+	lim Limits
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// ready is made by the first Ready (a reader woken through SetWake
+	// needs none); wake, when set, is called as well.
+	ready   chan struct{}
+	wake    func()
 	events  []*Event // FIFO; head at index 0 of the live window
 	head    int
 	bytes   int
@@ -85,6 +88,18 @@ func (q *Queue) SetDirect(direct func(*Event) int) {
 	q.mu.Unlock()
 }
 
+// SetWake lets the reader be woken by a call instead of (or as well as)
+// Ready: wake is called whenever Ready would be signalled, in the pushing
+// goroutine, without the queue's lock held. It must not block. It is not
+// called for what was queued before SetWake: the reader looks at the queue
+// once after it. SetWake(nil) turns it off; a Push in flight may still call
+// the previous wake once after it returned.
+func (q *Queue) SetWake(wake func()) {
+	q.mu.Lock()
+	q.wake = wake
+	q.mu.Unlock()
+}
+
 // NewQueue makes a queue with the given limits.
 func NewQueue(lim Limits) *Queue {
 	if lim.MaxEvents <= 0 {
@@ -93,17 +108,35 @@ func NewQueue(lim Limits) *Queue {
 	if lim.MaxBytes <= 0 {
 		lim.MaxBytes = DefaultMaxBytes
 	}
-	return &Queue{lim: lim, ready: make(chan struct{}, 1)}
+	return &Queue{lim: lim}
 }
 
 // Ready is signalled whenever events may be waiting. A reader selects on it
 // and then calls Take; a signal may be spurious.
-func (q *Queue) Ready() <-chan struct{} { return q.ready }
+func (q *Queue) Ready() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ready == nil {
+		q.ready = make(chan struct{}, 1)
+		if q.head < len(q.events) || q.dropped > 0 {
+			q.ready <- struct{}{} // queued before there was a channel to signal
+		}
+	}
+	return q.ready
+}
 
-func (q *Queue) signal() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
+// unlockSignal lets go of the queue's lock and wakes the reader.
+func (q *Queue) unlockSignal() {
+	ready, wake := q.ready, q.wake
+	q.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+	if ready != nil {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -122,8 +155,7 @@ func (q *Queue) Push(e *Event) int {
 			q.mu.Unlock()
 			return Queued
 		case DirectHanded:
-			q.mu.Unlock()
-			q.signal()
+			q.unlockSignal()
 			return Queued
 		}
 	}
@@ -155,8 +187,7 @@ func (q *Queue) Push(e *Event) int {
 	}
 	q.events = append(q.events, e)
 	q.bytes += e.Size()
-	q.mu.Unlock()
-	q.signal()
+	q.unlockSignal()
 	return res
 }
 
@@ -175,8 +206,7 @@ func (q *Queue) Backfill(e *Event) bool {
 	q.bytes += e.Size()
 	q.extraEvents++
 	q.extraBytes += e.Size()
-	q.mu.Unlock()
-	q.signal()
+	q.unlockSignal()
 	return true
 }
 

@@ -93,3 +93,47 @@ func TestBackfillBeyondLimits(t *testing.T) {
 		t.Error("backfill into a closed queue")
 	}
 }
+
+func TestSetWake(t *testing.T) {
+	q := NewQueue(Limits{MaxEvents: 1, Policy: DropOldest})
+	q.Push(next(0)) // before SetWake: no call
+	wakes := 0
+	q.SetWake(func() { wakes++ })
+	q.Push(next(1))     // dropped 0
+	q.Backfill(next(2)) // a replay
+	q.SetDirect(func(*Event) int { return DirectWritten })
+	q.Take(nil)
+	q.Push(next(3)) // written directly: nobody to wake
+	q.SetDirect(func(*Event) int { return DirectHanded })
+	q.Push(next(4)) // handed: the reader must finish it
+	q.SetDirect(nil)
+	q.Close(nil)
+	if wakes != 4 {
+		t.Fatalf("wake called %d times, want 4", wakes)
+	}
+	q.SetWake(nil)
+	q.Push(next(5))
+	if wakes != 4 {
+		t.Fatal("wake called after SetWake(nil)")
+	}
+}
+
+// Ready's channel is made when first asked for; what was queued before is
+// signalled on it.
+func TestReadyMadeLate(t *testing.T) {
+	q := NewQueue(Limits{})
+	if len(q.Ready()) != 0 {
+		t.Fatal("an empty queue is signalled")
+	}
+	q = NewQueue(Limits{})
+	q.Push(next(1))
+	select {
+	case <-q.Ready():
+	default:
+		t.Fatal("an event queued before Ready is not signalled")
+	}
+	q.Push(next(2))
+	if len(q.Ready()) != 1 {
+		t.Fatal("Push did not signal Ready")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,4 +69,56 @@ func TestCloseCutsStuckDetachedStream(t *testing.T) {
 	case <-time.After(30 * time.Second): // the stuck write's deadline is a minute away
 		t.Fatal("Close waited for the stuck stream's write deadline")
 	}
+}
+
+// Idle HTTP/1.1 streams hold no goroutine of their own, and a client that
+// leaves is noticed at once (by the gateway's sse.Watcher), not at the
+// next heartbeat 15 s later.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	const n = 40
+	d := startDemo(t, demo.Options{})
+	g := newGateway(t, d, defaultConfig)
+	first, err := dialStream(g, "/operations/chat/MessageCreated?wg_sse=true&room=idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.close()
+	waitActive(t, d, 1)
+	eventually(t, 5*time.Second, "the first stream counted", func() bool { return g.streams.Load() == 1 })
+	before := settledGoroutines()
+	streams := make([]*rawStream, 0, n)
+	for range n {
+		s, err := dialStream(g, "/operations/chat/MessageCreated?wg_sse=true&room=idle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.close()
+		streams = append(streams, s)
+	}
+	eventually(t, 5*time.Second, "the streams counted", func() bool { return g.streams.Load() == n+1 })
+	if after := settledGoroutines(); after > before+10 { // slack for net/http goroutines still ending
+		t.Fatalf("%d goroutines with 1 idle stream, %d with %d", before, after, n+1)
+	}
+	gone := metricValue(t, g.URL, `fireboom_stream_ends_total{reason="client-gone"}`)
+	for _, s := range streams {
+		s.close()
+	}
+	eventually(t, 5*time.Second, "the clients' leaving noticed", func() bool {
+		return g.streams.Load() == 1 && metricValue(t, g.URL, `fireboom_stream_ends_total{reason="client-gone"}`) == gone+n
+	})
+}
+
+// settledGoroutines counts goroutines once their number stopped changing
+// (net/http's connection goroutines end after their handler returned).
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return m
+		}
+		n = m
+	}
+	return n
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/fireboom/fireboom/auth"
 	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/source"
+	"github.com/fireboom/fireboom/sse"
 	"github.com/fireboom/fireboom/topic"
 	"github.com/fireboom/fireboom/upstream"
 	"github.com/fireboom/fireboom/web"
@@ -41,15 +42,16 @@ type Gateway struct {
 	met          *metrics
 	cert         *certificate // the TLS certificate; nil without tls (see server.go)
 
-	// shutdown is closed when the server begins a graceful shutdown, so
-	// every open stream ends with done.
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
-	streams      atomic.Int64 // open client streams
-	limits       streamLimits
-	proxies      proxies // trustedProxies: whose X-Forwarded-For is believed
-	ready        readyProbe
-	bodyTimeout  time.Duration // bounds reading a request body (bodyReadTimeout)
+	// shutdownCtx ends, and shutdown is closed, when the server begins a
+	// graceful shutdown, so every open stream ends.
+	shutdownCtx   context.Context
+	shutdown      <-chan struct{}
+	beginShutdown context.CancelFunc
+	streams       atomic.Int64 // open client streams
+	limits        streamLimits
+	proxies       proxies // trustedProxies: whose X-Forwarded-For is believed
+	ready         readyProbe
+	bodyTimeout   time.Duration // bounds reading a request body (bodyReadTimeout)
 
 	// liveCfg holds the settings SIGHUP may change (see settings and
 	// ReloadConfig); cfg stays the config the gateway started with.
@@ -67,6 +69,9 @@ type Gateway struct {
 	detachMu     sync.Mutex
 	detachClosed bool
 	detachedSet  map[*detachedStream]struct{}
+	// watcher notices the clients of detached streams leaving (closed
+	// after them).
+	watcher *sse.Watcher
 }
 
 // Options are the parts of a Gateway that are not in the config file.
@@ -121,11 +126,13 @@ func New(cfg *config.Config, opt Options) (*Gateway, error) {
 		cfg:        cfg,
 		log:        log,
 		httpClient: hc,
-		shutdown:   make(chan struct{}),
+		watcher:    sse.NewWatcher(),
 		cancel:     cancel,
 		proxies:    newProxies(cfg.TrustedProxies),
 		cert:       cert,
 	}
+	g.shutdownCtx, g.beginShutdown = context.WithCancel(context.Background())
+	g.shutdown = g.shutdownCtx.Done()
 	g.bodyTimeout = opt.BodyTimeout
 	if g.bodyTimeout <= 0 {
 		g.bodyTimeout = bodyReadTimeout
@@ -258,7 +265,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // hint) so clients reconnect elsewhere. Call it before http.Server.Shutdown,
 // which waits for the streams to return.
 func (g *Gateway) BeginShutdown() {
-	g.shutdownOnce.Do(func() { close(g.shutdown) })
+	g.beginShutdown()
 }
 
 // Close stops background work, completes every upstream subscription and
@@ -268,6 +275,7 @@ func (g *Gateway) Close() error {
 	g.cancel()
 	g.wg.Wait()
 	g.waitStreams()
+	_ = g.watcher.Close()
 	g.topics.Close() // stops every source: completes upstream subscriptions
 	g.closeEngine()  // hands the cluster's topics over while their sources can still stop cleanly
 	err := g.hub.Close()

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -118,18 +117,20 @@ func (g *Gateway) openStream(w http.ResponseWriter, r *http.Request, c *call, sp
 
 // streamTo writes one client's stream, counting it, and calls done with
 // why it ended (an sse.Reason) once it has. On HTTP/1.1 that is usually
-// after streamTo returned: once the headers are out, the stream goes on in
-// a goroutine of the gateway's (see sse.Options.Detach), so that the
-// handler returns and net/http frees what it holds per request.
+// after streamTo returned: once the headers are out, the stream goes on
+// detached (see sse.Options.Detach), so that the handler returns and
+// net/http frees what it holds per request; the gateway keeps track of it
+// until it ended (addStream).
 func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, q *event.Queue, done func(reason string)) {
 	set := g.settings().Subscriptions
 	opt := sse.Options{
 		Mode:         c.mode,
 		Heartbeat:    set.Heartbeat.D(),
 		WriteTimeout: set.WriteTimeout.D(),
-		Shutdown:     g.shutdown,
+		Shutdown:     g.shutdownCtx,
 		MaxLifetime:  jitter(set.MaxLifetime.D()),
 		OnEvent:      g.met.eventOut,
+		Watcher:      g.watcher,
 	}
 	if c.id != nil {
 		opt.ExpiresAt = g.auth.ValidUntil(c.id)
@@ -156,31 +157,22 @@ func (g *Gateway) streamTo(w http.ResponseWriter, r *http.Request, c *call, q *e
 		level("stream ended", "operation", name, "mode", modeName, "reason", res.Reason, "events", res.Events)
 		done(res.Reason)
 	}
-	opt.Detach = func(rest func() sse.Result, abort func()) bool {
+	opt.Detach = func(abort func()) func(sse.Result) {
 		ds := g.addStream(abort)
 		if ds == nil {
-			return false
+			return nil
 		}
 		logLine := holdRequestLog(w)
-		go func() {
+		return func(res sse.Result) {
 			defer g.removeStream(ds)
-			// This goroutine is the gateway's, not net/http's: a panic here
-			// must end this stream only, not the process.
-			res := sse.Result{Reason: "panic"}
-			defer func() {
-				if v := recover(); v != nil {
-					g.log.Error("stream panicked", "operation", name, "panic", fmt.Sprint(v))
-					abort()
-					end(res)
-				}
-			}()
-			res = rest()
+			if res.Reason == sse.ReasonPanic {
+				g.log.Error("stream panicked", "operation", name, "panic", res.Err)
+			}
 			end(res)
 			if logLine != nil {
 				logLine(res.Bytes)
 			}
-		}()
-		return true
+		}
 	}
 	if res := sse.Serve(w, r, q, opt); res.Reason != sse.ReasonDetached {
 		end(res)

@@ -1,10 +1,11 @@
 package sse
 
 import (
-	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,9 +19,10 @@ import (
 // 2 KB chunking buffer, all kept until the handler returns. A detached
 // stream gives all of that back: once the headers are flushed, Serve takes
 // the connection over (http.ResponseController.Hijack), the handler
-// returns, and the stream goes on in two small goroutines of its own: a
-// writer (the same loop, writing HTTP/1.1 chunks straight to the socket,
-// one write per batch) and a reader that notices the client leaving.
+// returns, and the stream goes on by itself, writing HTTP/1.1 chunks
+// straight to the socket (one write per batch), with no goroutine while it
+// waits (lazy.go) and its client watched by a Watcher (or, without one, a
+// reader goroutine).
 
 // ErrClientGone is the cause of a detached stream's ReasonClientGone: the
 // client closed the connection (or it broke).
@@ -38,11 +40,11 @@ func (s *stream) detachable(r *http.Request) bool {
 }
 
 // detach flushes the headers through net/http, takes the connection over
-// and hands the rest of the stream to opt.Detach. It reports false only
-// when the connection could not be taken over: the stream then goes on in
-// the handler, its headers already flushed. Otherwise res is what Serve
-// returns: ReasonDetached, or the stream's own result when the headers
-// could not be written or Detach declined (and rest ran here).
+// and hands the rest of the stream to opt.Detach (takeOver). It reports
+// false only when the connection could not be taken over: the stream then
+// goes on in the handler, its headers already flushed. Otherwise res is
+// what Serve returns: ReasonDetached, or the stream's own result when the
+// headers could not be written or Detach declined (and Serve served it).
 func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached bool) {
 	// The connection ends with the stream: a client must not pool it for
 	// another request (it would find it closed).
@@ -55,32 +57,30 @@ func (s *stream) detach(r *http.Request, q *event.Queue) (res Result, detached b
 	if err != nil {
 		return Result{}, false // HTTP/2, a test recorder...: serve in the handler
 	}
-	s.conn = conn
 	s.deadlineAt = time.Time{} // Hijack cleared the deadlines
 	// Drop what belongs to the request: the stream must not keep net/http's
 	// response (and its buffers) alive, nor Detach, which may refer to it.
 	detach := s.opt.Detach
 	s.w, s.rc, s.opt.Detach = nil, nil, nil
-	rest := func() Result { return s.finish(s.runDetached(q), q) }
-	abort := func() { _ = conn.Close() } // Close is safe beside Read and Write, and final
-	if detach(rest, abort) {
-		return Result{Reason: ReasonDetached}, true
-	}
-	return rest(), true
+	return s.takeOver(conn, q, detach), true
 }
 
 // maxClientBytes is how much a client may send on a taken-over stream
 // connection before it is cut off.
 const maxClientBytes = 4 << 10
 
-// runDetached serves the stream on the taken-over connection, with a reader
-// beside it that cancels the stream when the client goes away.
-func (s *stream) runDetached(q *event.Queue) Result {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	readerDone := make(chan struct{})
+// watchClient makes sure the stream notices its client leaving: through
+// the Watcher, or else with a reader goroutine.
+func (s *stream) watchClient() {
+	if s.raw != nil {
+		if id, ok := s.opt.Watcher.watch(s); ok {
+			s.watchID = id
+			return
+		}
+	}
+	s.readerDone = make(chan struct{})
 	go func() {
-		defer close(readerDone)
+		defer close(s.readerDone)
 		var b [64]byte
 		for sent := 0; ; {
 			// A client of a stream has nothing to say: a little of what it
@@ -88,32 +88,21 @@ func (s *stream) runDetached(q *event.Queue) Result {
 			// off rather than costing a read per byte.
 			n, err := s.conn.Read(b[:])
 			if sent += n; err != nil || sent > maxClientBytes {
-				cancel(ErrClientGone)
+				s.clientGone()
 				return
 			}
 		}
 	}()
-	// Direct writes need the socket itself: not through TLS, say.
-	if sc, ok := s.conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
-			s.chunked = event.FormatJSONChunked
-			if s.sse {
-				s.chunked = event.FormatSSEChunked
-			}
-			q.SetDirect(s.tryDirect)
-			defer q.SetDirect(nil)
-		}
-	}
-	res := s.run(ctx, q)
-	if res.Reason != ReasonWriteFailed && res.Reason != ReasonClientGone {
-		// The end of the chunked body, so that the client sees a clean end.
-		s.deadline()
-		_, _ = s.conn.Write(lastChunk)
-	}
-	_ = s.conn.Close() // ends the reader's Read
-	<-readerDone
-	return res
+}
+
+func (s *stream) rawConn() syscall.RawConn { return s.raw }
+
+// closeConn closes the taken-over connection, once the Watcher let go of
+// it (see Watcher). It is safe from any goroutine, at any time, and more
+// than once.
+func (s *stream) closeConn() {
+	s.opt.Watcher.unwatch(s.watchID)
+	_ = s.conn.Close() // safe beside Read and Write, and final
 }
 
 // emit writes b: through net/http (which buffers it until flush), or on a
@@ -127,15 +116,41 @@ func (s *stream) emit(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	head := strconv.AppendInt(s.head[:0], int64(len(b)), 16)
+	cw := chunkPool.Get().(*chunkWriter)
+	defer chunkPool.Put(cw)
+	head := strconv.AppendInt(cw.head[:0], int64(len(b)), 16)
 	head = append(head, '\r', '\n')
-	// The vector lives in the stream, so that writev allocates nothing.
-	s.vec = [3][]byte{head, b, crlf}
-	s.bufs = s.vec[:]
-	_, err := s.bufs.WriteTo(s.conn)
-	s.vec = [3][]byte{} // don't keep the batch buffer
+	if len(b) <= smallChunk {
+		c := append(append(append(cw.small[:0], head...), b...), crlf...)
+		cw.small = c[:0]
+		_, err := s.conn.Write(c)
+		return err
+	}
+	cw.vec = [3][]byte{head, b, crlf}
+	cw.bufs = cw.vec[:]
+	_, err := cw.bufs.WriteTo(s.conn)
+	cw.vec = [3][]byte{} // don't keep the batch buffer
 	return err
 }
+
+// smallChunk is the largest chunk emit copies into one buffer for one
+// write rather than write as a vector: the heartbeats of idle streams, most
+// batches. (Once a connection wrote a vector, internal/poll keeps an iovec
+// array for it as long as it lives.)
+const smallChunk = 4 << 10
+
+// chunkWriter is what emit needs to write a chunk without allocating,
+// pooled rather than kept by every stream.
+type chunkWriter struct {
+	head  [20]byte
+	small []byte
+	vec   [3][]byte
+	bufs  net.Buffers
+}
+
+var chunkPool = sync.Pool{New: func() any {
+	return &chunkWriter{small: make([]byte, 0, smallChunk+len("1000\r\n\r\n"))}
+}}
 
 // flush sends what emit buffered (a no-op on a taken-over connection,
 // where emit writes at once).

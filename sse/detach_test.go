@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,17 +38,16 @@ func newDetachHarness(t *testing.T, q *event.Queue, opt Options, accept bool) *d
 		}
 		o := opt
 		o.Mode = m
-		o.Detach = func(rest func() Result, abort func()) bool {
+		o.Detach = func(abort func()) func(Result) {
 			if !accept {
-				return false
+				return nil
 			}
 			h.aborts <- abort
 			wg.Add(1)
-			go func() {
+			return func(res Result) {
 				defer wg.Done()
-				h.results <- rest()
-			}()
-			return true
+				h.results <- res
+			}
 		}
 		h.served <- Serve(w, r, q, o)
 	}))
@@ -139,26 +139,95 @@ func TestDetachedWire(t *testing.T) {
 	}
 }
 
+// A detached stream notices its client leaving, through a Watcher or with
+// a reader goroutine.
 func TestDetachedClientGone(t *testing.T) {
-	q := event.NewQueue(event.Limits{})
-	h := newDetachHarness(t, q, Options{}, true)
-	ctx, cancel := context.WithCancel(t.Context())
-	resp := h.get(ctx, "?wg_sse=true")
-	h.handlerResult()
-	q.Push(next("1", result1))
-	br := bufio.NewReader(resp.Body)
-	if line, err := br.ReadString('\n'); err != nil || line != "id: 1\n" {
-		t.Fatalf("first line %q, %v", line, err)
+	for _, watch := range []bool{true, false} {
+		t.Run(watchName(watch), func(t *testing.T) {
+			q := event.NewQueue(event.Limits{})
+			h := newDetachHarness(t, q, watchOptions(t, Options{}, watch), true)
+			ctx, cancel := context.WithCancel(t.Context())
+			resp := h.get(ctx, "?wg_sse=true")
+			h.handlerResult()
+			q.Push(next("1", result1))
+			br := bufio.NewReader(resp.Body)
+			if line, err := br.ReadString('\n'); err != nil || line != "id: 1\n" {
+				t.Fatalf("first line %q, %v", line, err)
+			}
+			cancel() // the client goes away
+			if res := h.result(); res.Reason != ReasonClientGone || res.Events != 1 || res.Err != ErrClientGone {
+				t.Errorf("result = %+v", res)
+			}
+		})
 	}
-	cancel() // the client goes away
-	if res := h.result(); res.Reason != ReasonClientGone || res.Events != 1 {
-		t.Errorf("result = %+v", res)
+}
+
+// A client that keeps sending on its stream's connection is cut off.
+func TestDetachedClientSendsTooMuch(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		t.Run(watchName(watch), func(t *testing.T) {
+			q := event.NewQueue(event.Limits{})
+			h := newDetachHarness(t, q, watchOptions(t, Options{Heartbeat: -1}, watch), true)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_, _ = io.WriteString(conn, "GET /operations/x?wg_sse=true HTTP/1.1\r\nHost: x\r\n\r\n")
+			h.handlerResult()
+			// Up to maxClientBytes is read and dropped.
+			_, _ = conn.Write(make([]byte, maxClientBytes))
+			q.Push(next("1", result1))
+			br := bufio.NewReader(conn)
+			if _, err := http.ReadResponse(br, nil); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := br.ReadString('\n'); err != nil || !strings.Contains(readChunkLine(t, br, line), "id: 1") {
+				t.Fatalf("the stream did not go on: %q, %v", line, err)
+			}
+			_, _ = conn.Write([]byte("x"))
+			if res := h.result(); res.Reason != ReasonClientGone || res.Err != ErrClientGone {
+				t.Errorf("result = %+v", res)
+			}
+		})
 	}
+}
+
+// readChunkLine reads the chunk whose size line is line.
+func readChunkLine(t *testing.T, br *bufio.Reader, line string) string {
+	t.Helper()
+	n, err := strconv.ParseInt(strings.TrimSpace(line), 16, 32)
+	if err != nil {
+		t.Fatalf("chunk size %q", line)
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(br, b); err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func watchName(watch bool) string {
+	if watch {
+		return "watcher"
+	}
+	return "reader"
+}
+
+// watchOptions gives opt a Watcher, closed when the test ends, if watch.
+func watchOptions(t *testing.T, opt Options, watch bool) Options {
+	if watch {
+		w := NewWatcher()
+		t.Cleanup(func() { _ = w.Close() })
+		opt.Watcher = w
+	}
+	return opt
 }
 
 func TestDetachedShutdownAndHeartbeat(t *testing.T) {
 	q := event.NewQueue(event.Limits{})
-	shutdown := make(chan struct{})
+	shutdown, beginShutdown := context.WithCancel(context.Background())
+	defer beginShutdown()
 	h := newDetachHarness(t, q, Options{Heartbeat: 20 * time.Millisecond, Shutdown: shutdown, Retry: 1500 * time.Millisecond}, true)
 	resp := h.get(t.Context(), "?wg_sse=true")
 	h.handlerResult()
@@ -168,7 +237,7 @@ func TestDetachedShutdownAndHeartbeat(t *testing.T) {
 			t.Fatalf("line %q, %v; want %q", line, err, want)
 		}
 	}
-	close(shutdown)
+	beginShutdown()
 	rest := readAll(t, br)
 	if rest != "retry: 1500\n\n" {
 		t.Fatalf("end %q", rest)
@@ -266,13 +335,9 @@ func benchTick(b *testing.B, detach bool) {
 		q := event.NewQueue(event.Limits{})
 		opt := Options{Mode: SSE, Heartbeat: -1}
 		if detach {
-			opt.Detach = func(rest func() Result, _ func()) bool {
+			opt.Detach = func(func()) func(Result) {
 				streams.Add(1)
-				go func() {
-					defer streams.Done()
-					rest()
-				}()
-				return true
+				return func(Result) { streams.Done() }
 			}
 		}
 		queues <- q

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,24 +15,24 @@ import (
 // lets its queue hand it events straight from the topic's fan-out
 // (event.Queue.SetDirect): while the client is caught up, the pushing
 // goroutine writes the event's shared chunk to the socket with one
-// non-blocking write, and the stream's own goroutine is not woken at all.
-// That is most deliveries, and it saves a goroutine wake-up, a select and
-// a park per client per event.
+// non-blocking write, and the stream's writer is not started at all (see
+// lazy.go). That is most deliveries, and it saves a goroutine start (or,
+// in the handler, a wake-up, a select and a park) per client per event.
 //
-// Everything else stays with the stream's goroutine, which holds s.wmu
-// whenever it is awake: a direct write only happens when it can take
+// Everything else stays with the stream's writer, which holds s.wmu
+// whenever it is at work: a direct write only happens when it can take
 // s.wmu at once (TryLock), nothing is queued, the stream has not ended,
 // and neither the token nor the lifetime cap has run out. A write that
 // would block writes nothing and is refused (the event is queued and the
-// goroutine writes it under its write deadline); a partial write leaves
-// the rest of the chunk in s.pending, which the goroutine writes before
-// anything else; an error is kept in s.werr and ends the stream.
+// writer writes it under its write deadline); a partial write leaves the
+// rest of the chunk in s.pending, which the writer writes before anything
+// else; an error is kept in s.werr and ends the stream.
 
 // tryDirect is the stream's direct writer (event.Queue.SetDirect). It runs
 // with the queue's lock held and never blocks.
 func (s *stream) tryDirect(e *event.Event) int {
 	if !s.wmu.TryLock() {
-		return event.DirectRefused // the goroutine is awake: it takes the event
+		return event.DirectRefused // the writer is at work: it takes the event
 	}
 	defer s.wmu.Unlock()
 	if s.ended || s.pending != nil || s.werr != nil {
@@ -39,21 +40,21 @@ func (s *stream) tryDirect(e *event.Event) int {
 	}
 	now := time.Now()
 	if s.expired(now) || (!s.lifeAt.IsZero() && !now.Before(s.lifeAt)) {
-		return event.DirectRefused // the goroutine ends the stream
+		return event.DirectRefused // the writer ends the stream
 	}
 	b := e.Frame(s.chunked, chunkEncoder(s.chunked))
 	if len(b) == 0 {
 		return event.DirectWritten // nothing to write (no such event is pushed)
 	}
-	var n int
-	var werr error
-	err := s.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true // one attempt: never wait for the socket
-	})
+	w := rawWrites.Get().(*rawWrite)
+	w.b = b
+	err := s.raw.Write(w.write)
+	n, werr := w.n, w.err
+	*w = rawWrite{write: w.write}
+	rawWrites.Put(w)
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded), werr == syscall.EAGAIN, werr == syscall.EINTR:
-		return event.DirectRefused // the goroutine writes it, under a fresh deadline
+		return event.DirectRefused // the writer writes it, under a fresh deadline
 	case err != nil || werr != nil:
 		s.werr = errors.Join(err, werr)
 		return event.DirectHanded
@@ -75,8 +76,29 @@ func (s *stream) tryDirect(e *event.Event) int {
 	return event.DirectWritten
 }
 
+// rawWrite is one non-blocking write through syscall.RawConn.Write. A
+// closure there would escape, with what it captures: three allocations
+// per direct write. These are pooled, each with its method value made once.
+type rawWrite struct {
+	b     []byte
+	n     int
+	err   error
+	write func(fd uintptr) bool // this rawWrite's do
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	w := &rawWrite{}
+	w.write = w.do
+	return w
+}}
+
+func (w *rawWrite) do(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.b)
+	return true // one attempt: never wait for the socket
+}
+
 // settle finishes what a direct write left: the rest of a chunk, or its
-// error. The goroutine calls it, holding s.wmu, before it writes anything.
+// error. The writer calls it, holding s.wmu, before it writes anything.
 func (s *stream) settle() error {
 	if s.werr != nil {
 		return s.werr

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,10 +38,11 @@ type Options struct {
 	// must implement Unwrap). Zero means DefaultWriteTimeout, negative none.
 	// A write that fails or times out ends the stream.
 	WriteTimeout time.Duration
-	// Shutdown is closed when the server shuts down; the stream then ends
-	// with a retry hint and no done (SSE), or a ShuttingDown errors line
-	// (JSON stream).
-	Shutdown <-chan struct{}
+	// Shutdown ends when the server shuts down; the stream then ends with a
+	// retry hint and no done (SSE), or a ShuttingDown errors line (JSON
+	// stream). A context, so that a detached stream can be told without a
+	// goroutine (context.AfterFunc).
+	Shutdown context.Context
 	// Retry is the reconnection delay hinted to SSE clients at shutdown and
 	// at the lifetime cap (and Once's Retry-After). Zero means DefaultRetry.
 	Retry time.Duration
@@ -49,23 +51,30 @@ type Options struct {
 	// done, so that EventSource reconnects and resumes with Last-Event-ID.
 	MaxLifetime time.Duration
 	// OnEvent, if set, is called for every queued event that was written to
-	// the client, after it was flushed: on the stream's goroutine, or on the
-	// pushing one for a direct write (see direct.go). Keep it cheap: it
+	// the client, after it was flushed: on the stream's writer, or on the
+	// pushing goroutine for a direct write (see direct.go). Keep it cheap: it
 	// runs on the delivery hot path.
 	OnEvent func(e *event.Event)
 	// Detach, if set, lets an SSE or JSON stream on HTTP/1.1 outlive its
 	// handler, which frees what net/http holds per request (see
 	// detach.go): Serve flushes the headers, takes the connection over and
-	// calls Detach with the rest of the stream. Detach runs rest on a
-	// goroutine the caller owns (and waits for) and returns true; Serve then
-	// returns at once with ReasonDetached, and rest's Result is the stream's.
-	// abort cuts the connection at once, from any goroutine and at any time
-	// (even while a write is blocked on a client that stopped reading);
-	// rest then returns promptly. When Detach returns false, Serve runs rest
-	// itself. Unset, or when the connection can't be taken over (HTTP/2, a
+	// calls Detach with abort, which cuts the connection at once, from any
+	// goroutine and at any time (even while a write is blocked on a client
+	// that stopped reading); the stream then ends promptly. Detach returns
+	// end, and Serve returns at once with ReasonDetached: the stream goes on
+	// without a goroutine of its own while it has nothing to write (see
+	// lazy.go), and calls end exactly once with its Result, on a goroutine
+	// of its own, when it has ended and closed its connection. The caller
+	// keeps track of the stream (and waits for it) until then. When Detach
+	// returns nil, Serve serves the rest itself and returns its Result.
+	// Unset, or when the connection can't be taken over (HTTP/2, a
 	// ResponseWriter that can't hijack), Serve serves the stream in the
 	// handler as usual.
-	Detach func(rest func() Result, abort func()) bool
+	Detach func(abort func()) (end func(Result))
+	// Watcher, if set, notices the clients of detached streams leaving
+	// without a reader goroutine per stream (see Watcher). Unset, every
+	// detached stream has one.
+	Watcher *Watcher
 }
 
 // Reasons a stream ended, as reported in Result.Reason. They are stable and
@@ -79,6 +88,9 @@ const (
 	ReasonShutdown     = "shutdown"      // Options.Shutdown was closed
 	ReasonLifetime     = "lifetime"      // Options.MaxLifetime passed
 	ReasonWriteFailed  = "write-failed"  // a write or flush failed or timed out
+	// ReasonPanic ends a detached stream whose writer panicked (Result.Err
+	// holds the value); its connection is cut.
+	ReasonPanic = "panic"
 	// ReasonDetached is what Serve returns when the stream went on in
 	// Options.Detach; it is never a stream's final reason.
 	ReasonDetached = "detached"
@@ -116,37 +128,45 @@ var bufPool = sync.Pool{New: func() any {
 }}
 
 type stream struct {
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	opt    Options
-	sse    bool // event-stream framing (SSE, OnceSSE)
-	events int
-	bytes  int64
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	opt        Options
+	events     int
+	bytes      int64
+	deadlineAt time.Time // the write deadline in force
+	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
+	sse        bool      // event-stream framing (SSE, OnceSSE)
 	// noDeadline is set once the writer said it has no write deadlines;
 	// asking again would build a new error on every batch.
 	noDeadline bool
-	deadlineAt time.Time // the write deadline in force
-	lastDL     bool      // deadlineAt is final (shutdown): never extended
-	h2         bool      // HTTP/2: the deadline is cleared between writes (see rest)
-	started    bool      // the headers were flushed
-	lastWrite  time.Time // when the stream last wrote (the heartbeat is due Heartbeat later)
+	lastDL     bool // deadlineAt is final (shutdown): never extended
+	h2         bool // HTTP/2: the deadline is cleared between writes (see rest)
+	started    bool // the headers were flushed
 
-	// A taken-over connection (see detach.go) and what emit writes to it.
+	// A taken-over connection (see detach.go), written by emit.
 	conn net.Conn
-	head [20]byte
-	vec  [3][]byte
-	bufs net.Buffers
+	// How the stream notices its client leaving: the Watcher's id, or a
+	// reader goroutine's end.
+	watchID    uint64
+	readerDone chan struct{}
+	// A detached stream's writer, started when there is work (lazy.go).
+	q        *event.Queue
+	state    atomic.Int32  // idle, running, again, over
+	flags    atomic.Uint32 // what woke it: flagGone, flagTimer, flagShutdown
+	timer    *time.Timer   // heartbeat, expiry, lifetime; nil for none
+	stopShut func() bool   // stops the context.AfterFunc of opt.Shutdown
+	end      func(Result)  // from Options.Detach
 
-	// Direct writes (see direct.go). wmu is held by the stream's goroutine
-	// whenever it is awake, and by a direct write; it guards every write
+	// Direct writes (see direct.go). wmu is held by the stream's writer
+	// whenever it is at work, and by a direct write; it guards every write
 	// to the client and the fields below, lastWrite, events and bytes.
 	wmu     sync.Mutex
+	ended   bool            // the stream ended: no more direct writes
 	raw     syscall.RawConn // the taken-over connection's, when direct writes are on
 	chunked event.Format    // the frame format a direct write sends
 	lifeAt  time.Time       // the lifetime cap; zero for none
 	pending []byte          // the rest of a chunk a direct write could not finish
 	werr    error           // a direct write failed: the stream ends
-	ended   bool            // run returned: no more direct writes
 }
 
 // Serve writes the events of q to w in opt.Mode until the stream ends, and
@@ -154,6 +174,18 @@ type stream struct {
 // never closes q or anything upstream; the caller does that after Serve
 // returns. Serve must be called from the request's handler goroutine.
 func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) Result {
+	s := newStream(opt)
+	s.w, s.rc, s.h2 = w, http.NewResponseController(w), r.ProtoMajor >= 2
+	if r.Context().Err() == nil && s.detachable(r) {
+		if res, ok := s.detach(r, q); ok {
+			return res
+		}
+	}
+	return s.finish(s.run(r.Context(), q), q)
+}
+
+// newStream makes a stream with opt, its zero values defaulted.
+func newStream(opt Options) *stream {
 	if opt.Mode == 0 {
 		opt.Mode = JSON
 	}
@@ -166,13 +198,7 @@ func Serve(w http.ResponseWriter, r *http.Request, q *event.Queue, opt Options) 
 	if opt.Retry <= 0 {
 		opt.Retry = DefaultRetry
 	}
-	s := &stream{w: w, rc: http.NewResponseController(w), opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE, h2: r.ProtoMajor >= 2}
-	if r.Context().Err() == nil && s.detachable(r) {
-		if res, ok := s.detach(r, q); ok {
-			return res
-		}
-	}
-	return s.finish(s.run(r.Context(), q), q)
+	return &stream{opt: opt, sse: opt.Mode == SSE || opt.Mode == OnceSSE}
 }
 
 // finish completes a stream's Result.
@@ -187,118 +213,6 @@ func (s *stream) finish(res Result, q *event.Queue) Result {
 	// kept-alive connection.
 	res.Events, res.Bytes = s.events, s.bytes
 	return res
-}
-
-func (s *stream) run(ctx context.Context, q *event.Queue) Result {
-	// Awake, the goroutine holds wmu (see direct.go); it lets go of it
-	// only while it waits.
-	s.wmu.Lock()
-	defer func() {
-		s.ended = true
-		s.wmu.Unlock()
-	}()
-	if ctx.Err() != nil {
-		return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
-	}
-	if s.opt.Mode != Once && !s.started {
-		if err := s.start(); err != nil {
-			return failed(err)
-		}
-	}
-	now := time.Now()
-	if s.expired(now) {
-		return s.expire()
-	}
-
-	// One timer serves the heartbeat, the token expiry and the lifetime
-	// cap. It is re-armed only when it fires, never per delivered batch:
-	// the heartbeat is due Heartbeat after the last write, which the timer
-	// checks when it fires (and then sleeps until the new due time).
-	s.lastWrite = now
-	if s.opt.MaxLifetime > 0 {
-		s.lifeAt = now.Add(s.opt.MaxLifetime)
-	}
-	lifeAt := s.lifeAt
-	beats := s.opt.Heartbeat > 0 && s.opt.Mode != Once
-	var timer *time.Timer
-	var timerC <-chan time.Time
-	if due := s.nextDue(lifeAt, beats); !due.IsZero() {
-		timer = time.NewTimer(due.Sub(now))
-		defer timer.Stop()
-		timerC = timer.C
-	}
-
-	var batch []*event.Event
-	for {
-		s.rest()
-		s.wmu.Unlock()
-		select {
-		case <-ctx.Done():
-			s.wmu.Lock()
-			return Result{Reason: ReasonClientGone, Err: context.Cause(ctx)}
-		case <-q.Ready():
-			s.wmu.Lock()
-			if err := s.settle(); err != nil {
-				return failed(err)
-			}
-			now := time.Now()
-			if s.expired(now) {
-				return s.expire()
-			}
-			batch = q.Take(batch[:0])
-			res, end := s.deliver(batch, now)
-			clear(batch) // let delivered events be collected
-			if end {
-				return res
-			}
-		case <-timerC:
-			s.wmu.Lock()
-			if err := s.settle(); err != nil {
-				return failed(err)
-			}
-			now := time.Now()
-			switch {
-			case s.expired(now):
-				return s.expire()
-			case !lifeAt.IsZero() && !now.Before(lifeAt):
-				return s.leave(q, ReasonLifetime)
-			case beats && now.Sub(s.lastWrite) >= s.opt.Heartbeat:
-				beat := sseHeartbeat
-				if !s.sse {
-					beat = jsonBeat
-				}
-				if err := s.write(beat); err != nil {
-					return failed(err)
-				}
-				s.lastWrite = now
-			}
-			timer.Reset(s.nextDue(lifeAt, beats).Sub(now))
-		case <-s.opt.Shutdown:
-			s.wmu.Lock()
-			if err := s.settle(); err != nil {
-				return failed(err)
-			}
-			return s.leave(q, ReasonShutdown)
-		}
-	}
-}
-
-// nextDue is when the timer must next fire: the earliest of the heartbeat
-// (Heartbeat after the last write), the token expiry and the lifetime cap;
-// zero when none applies.
-func (s *stream) nextDue(lifeAt time.Time, beats bool) time.Time {
-	var due time.Time
-	pick := func(t time.Time) {
-		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
-			due = t
-		}
-	}
-	if beats {
-		pick(s.lastWrite.Add(s.opt.Heartbeat))
-	}
-	pick(s.opt.ExpiresAt)
-	pick(lifeAt)
-	return due
 }
 
 // failed is the Result of a failed write: the client went away when the

@@ -319,12 +319,13 @@ func TestShutdown(t *testing.T) {
 		{"", result1 + "\n\n" + `{"errors":[{"message":"the gateway is shutting down; reconnect","extensions":{"code":"ShuttingDown"}}]}` + "\n\n"},
 	} {
 		q := event.NewQueue(event.Limits{})
-		shutdown := make(chan struct{})
+		shutdown, beginShutdown := context.WithCancel(context.Background())
+		defer beginShutdown()
 		h := newHarness(t, q, Options{Shutdown: shutdown, Retry: 1500 * time.Millisecond})
 		resp := h.get(t.Context(), tc.query)
 		// Queued events are still delivered before the end.
 		q.Push(next("1", result1))
-		close(shutdown)
+		beginShutdown()
 		if got := readAll(t, resp.Body); got != tc.want {
 			t.Fatalf("body:\n got %q\nwant %q", got, tc.want)
 		}
@@ -429,11 +430,12 @@ func TestOnce(t *testing.T) {
 	t.Run("shutdown", func(t *testing.T) {
 		t.Parallel()
 		q := event.NewQueue(event.Limits{})
-		shutdown := make(chan struct{})
+		shutdown, beginShutdown := context.WithCancel(context.Background())
+		defer beginShutdown()
 		h := newHarness(t, q, Options{Shutdown: shutdown, Retry: 1500 * time.Millisecond})
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			close(shutdown)
+			beginShutdown()
 		}()
 		resp := h.get(t.Context(), "?wg_subscribe_once=true")
 		checkHeaders(t, resp, 503, map[string]string{"Content-Type": "application/json", "Retry-After": "2"})

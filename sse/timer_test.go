@@ -169,10 +169,11 @@ func TestExpiryJSONStream(t *testing.T) {
 func TestShutdownAndLifetimeBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := event.NewQueue(event.Limits{})
-		shutdown := make(chan struct{})
+		shutdown, beginShutdown := context.WithCancel(context.Background())
+		defer beginShutdown()
 		w, done, _ := serveBubble(t, q, Options{Mode: OnceSSE, Shutdown: shutdown, Heartbeat: -1})
 		time.Sleep(time.Hour)
-		close(shutdown)
+		beginShutdown()
 		expectBody(t, w, "retry: 1000\n\n") // OnceSSE too: no done at shutdown
 		if res := <-done; res.Reason != ReasonShutdown {
 			t.Fatalf("result = %+v", res)
