@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -72,9 +73,30 @@ func TestSSEUpstreamDedupReconnectAndLeave(t *testing.T) {
 	if st := d.Stats(); st.SubscriptionsStarted != 2 {
 		t.Fatalf("%d upstream subscriptions after the reconnect, want 2", st.SubscriptionsStarted)
 	}
-	postRoom(t, g, "r", "after")
+	// Posted until it arrives: on a busy machine the reconnected stream
+	// may still be settling (a post to a room nobody listens to is gone).
+	stopPosting := make(chan struct{})
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		for {
+			// Not postRoom: t.Fatal is for the test's own goroutine.
+			if resp, err := http.Post(g.URL+"/operations/chat/PostMessage", "application/json",
+				strings.NewReader(`{"room":"r","content":"after"}`)); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			select {
+			case <-stopPosting:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
 	a.until(`"content":"after"`)
 	b.until(`"content":"after"`)
+	close(stopPosting)
+	<-posted
 
 	a.body.Close()
 	b.body.Close()
