@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fireboom/fireboom/config"
 	"github.com/fireboom/fireboom/topic"
 )
 
@@ -429,4 +430,20 @@ func (e *Engine) othersInterestedLocked(hash string) bool {
 		}
 	}
 	return false
+}
+
+// FromConfig is the engine configuration of a fireboom.json "cluster"
+// section, logging to log.
+func FromConfig(c *config.Cluster, log *slog.Logger) Config {
+	return Config{
+		URL:              c.NATS.URL,
+		Token:            c.NATS.Token,
+		CredsFile:        c.NATS.CredsFile,
+		Name:             c.Name,
+		MaxEvents:        c.Replay.MaxEvents,
+		MaxAge:           c.Replay.MaxAge.D(),
+		LeaseTTL:         c.LeaseTTL.D(),
+		ReconnectTimeout: c.ReconnectTimeout.D(),
+		Logger:           log,
+	}
 }

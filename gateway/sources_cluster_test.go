@@ -25,18 +25,7 @@ import (
 // closes it.
 func clusterEngine(t *testing.T, cfg *config.Config, log *slog.Logger) topic.Engine {
 	t.Helper()
-	c := cfg.Cluster
-	e, err := cluster.New(cluster.Config{
-		URL:              c.NATS.URL,
-		Token:            c.NATS.Token,
-		CredsFile:        c.NATS.CredsFile,
-		Name:             c.Name,
-		MaxEvents:        c.Replay.MaxEvents,
-		MaxAge:           c.Replay.MaxAge.D(),
-		LeaseTTL:         c.LeaseTTL.D(),
-		ReconnectTimeout: c.ReconnectTimeout.D(),
-		Logger:           log,
-	})
+	e, err := cluster.New(cluster.FromConfig(cfg.Cluster, log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,17 +16,7 @@ func startCluster(cfg *config.Config, log *slog.Logger) (*cluster.Engine, error)
 	if c == nil {
 		return nil, nil
 	}
-	return cluster.New(cluster.Config{
-		URL:              c.NATS.URL,
-		Token:            c.NATS.Token,
-		CredsFile:        c.NATS.CredsFile,
-		Name:             c.Name,
-		MaxEvents:        c.Replay.MaxEvents,
-		MaxAge:           c.Replay.MaxAge.D(),
-		LeaseTTL:         c.LeaseTTL.D(),
-		ReconnectTimeout: c.ReconnectTimeout.D(),
-		Logger:           log,
-	})
+	return cluster.New(cluster.FromConfig(c, log))
 }
 
 // shutdowner is the cluster engine as the lifecycle sees it.
