@@ -134,24 +134,7 @@ func redisEvEnv(t *testing.T) *evEnv {
 	}
 	// pubsub lists the ids of the gateway's pub/sub connections: the
 	// server is shared, so they are found by name, never by type alone.
-	pubsub := func(t *testing.T) []string {
-		list, err := out.ClientList(ctx).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, line := range strings.Split(list, "\n") {
-			f := map[string]string{}
-			for _, kv := range strings.Fields(line) {
-				k, v, _ := strings.Cut(kv, "=")
-				f[k] = v
-			}
-			if f["name"] == clientName(e) && strings.Contains(f["flags"], "P") {
-				ids = append(ids, f["id"])
-			}
-		}
-		return ids
-	}
+	pubsub := func(t *testing.T) []string { return sourcetest.RedisPubSub(t, out, clientName(e)) }
 	e.conns = func(t *testing.T) int { t.Helper(); return len(pubsub(t)) }
 	e.kill = func(t *testing.T) {
 		t.Helper()

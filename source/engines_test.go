@@ -3,12 +3,13 @@ package source
 import (
 	"context"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/fireboom/fireboom/source/sourcetest"
 )
 
 // engineEnv is one kind of server as the shared tests drive it: from
@@ -160,24 +161,7 @@ func redisEnv(t *testing.T) *engineEnv {
 	out := redisClient(t)
 	ctx := context.Background()
 	prefix := "fb:test:" + random() + ":"
-	pubsubConns := func(t *testing.T, s *Source) []string {
-		list, err := out.ClientList(ctx).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, line := range strings.Split(list, "\n") {
-			f := map[string]string{}
-			for _, kv := range strings.Fields(line) {
-				k, v, _ := strings.Cut(kv, "=")
-				f[k] = v
-			}
-			if f["name"] == clientName(s.name) && strings.Contains(f["flags"], "P") {
-				ids = append(ids, f["id"])
-			}
-		}
-		return ids
-	}
+	pubsubConns := func(t *testing.T, s *Source) []string { return sourcetest.RedisPubSub(t, out, clientName(s.name)) }
 	return &engineEnv{
 		kind: Redis, url: redisURL,
 		channel: func(name string) string { return prefix + name },

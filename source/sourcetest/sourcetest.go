@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,6 +128,29 @@ func RedisClient(t testing.TB) *redis.Client {
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// RedisPubSub lists the ids of the pub/sub connections named name (a
+// source's client name) that c's server holds. The server may be shared
+// with others, so connections are found by name, never by type alone.
+func RedisPubSub(t testing.TB, c *redis.Client, name string) []string {
+	t.Helper()
+	list, err := c.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(list, "\n") {
+		f := map[string]string{}
+		for _, kv := range strings.Fields(line) {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		if f["name"] == name && strings.Contains(f["flags"], "P") {
+			ids = append(ids, f["id"])
+		}
+	}
+	return ids
 }
 
 // NATSServer runs an in-process NATS server on a free loopback port (or
